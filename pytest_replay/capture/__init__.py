@@ -1,0 +1,1 @@
+"""The production side: instrumentation that writes replayable traces."""
