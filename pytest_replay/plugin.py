@@ -1,1 +1,320 @@
-"""pytest plugin (placeholder until the collector lands)."""
+"""pytest plugin: every recorded request in ``traces/`` becomes a test item.
+
+This module only wires things up (options, ini keys, hooks, fixtures, the
+collector); the replay engine does the work and knows nothing of pytest.
+Which setting wins: the command line (``--replay-targets``), then the ini
+file (``replay_targets``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import pytest
+
+from pytest_replay.config import INI_KEYS, ConfigError, ReplayConfig, from_values
+
+pytest.register_assert_rewrite("pytest_replay.assertion")
+
+if TYPE_CHECKING:
+    from pytest_replay.model import Root
+    from pytest_replay.replay.engine import ReplayEngine, ReplayResult
+
+STASH_KEY: Final = pytest.StashKey["ReplaySession"]()
+STATUS_PROPERTY: Final = "replay_status"
+MESSAGE_PROPERTY: Final = "replay_message"
+BASELINE_PROPERTY: Final = "replay_baseline"
+
+
+# ---------------------------------------------------------------- options
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register ``--replay-*`` options and ``replay_*`` ini keys."""
+    group = parser.getgroup("replay", "telemetry-replay: production traces as tests")
+    group.addoption("--replay-update", action="store_true", default=False,
+                    help="Accept today's behaviour as the baseline of every replayed trace.")
+    group.addoption("--replay-targets", action="store", default=None, metavar="PKG[,PKG]",
+                    help="Packages whose code replay may call (overrides replay_targets).")
+    group.addoption("--replay-no-noise-check", action="store_true", default=False,
+                    help="Do not replay a divergent item a second time to detect noise.")
+    for key, (kind, help_text) in INI_KEYS.items():
+        parser.addini(key, help_text, type=kind)  # type: ignore[arg-type]
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Register the ``pytest_replay_*`` hookspecs."""
+    from pytest_replay import hooks
+
+    pluginmanager.add_hookspecs(hooks)
+
+
+# ---------------------------------------------------------------- session state
+
+
+@dataclass
+class ReplaySession:
+    """Per-session state: resolved config, the engine, verdicts and baselines."""
+
+    config: ReplayConfig
+    update: bool
+    noise_check: bool
+    engine: ReplayEngine | None = None
+    verdicts: list[tuple[str, str, str]] = field(default_factory=list)
+    baselines: dict[str, str] = field(default_factory=dict)
+    update_notes: list[str] = field(default_factory=list)
+    orphans: list[Path] = field(default_factory=list)
+    errors: int = 0
+    deselected: int = 0
+
+    # pytest hooks: this object is registered as a plugin for the session, so
+    # verdicts from xdist workers (via report.user_properties) land here too.
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Collect verdicts and baselines (also from xdist workers)."""
+        if report.when != "call":
+            if report.failed:
+                self.errors += 1
+            return
+        properties = dict(report.user_properties)
+        status = properties.get(STATUS_PROPERTY)
+        if status is None:
+            return
+        self.verdicts.append((report.nodeid, str(status),
+                              str(properties.get(MESSAGE_PROPERTY, ""))))
+        if BASELINE_PROPERTY in properties:
+            self.baselines[report.nodeid] = str(properties[BASELINE_PROPERTY])
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        """Remember that the run is partial (``--replay-update`` then refuses)."""
+        self.deselected += len(items)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """With ``--replay-update``, write baselines once everything ran cleanly."""
+        if hasattr(session.config, "workerinput"):
+            return
+        from pytest_replay.replay.update import apply_update, find_orphans
+
+        self.orphans = find_orphans(session.config.rootpath, self.config.paths)
+        if self.update:
+            self.update_notes = apply_update(session, self)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """Say what each replay found: fixed incidents, reproductions, divergences."""
+        from pytest_replay.replay.update import summary_lines
+
+        lines = summary_lines(self)
+        if lines:
+            terminalreporter.write_sep("-", "telemetry-replay")
+            for line in lines:
+                terminalreporter.write_line(line)
+
+    def get_engine(self) -> ReplayEngine:
+        """The engine, built on first use (so the plugin costs nothing when unused)."""
+        if self.engine is None:
+            from pytest_replay.replay.engine import ReplayEngine
+
+            self.engine = ReplayEngine(self.config)
+        return self.engine
+
+
+def _read_config(config: pytest.Config) -> ReplayConfig:
+    values = {key: config.getini(key) for key in INI_KEYS}
+    source = str(config.inipath) if config.inipath else "pytest configuration"
+    try:
+        resolved = from_values(values, config.rootpath, source)
+        cli_targets = config.getoption("replay_targets")
+        if cli_targets:
+            resolved = resolved.with_targets(t for t in cli_targets.split(",") if t)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return resolved
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Resolve the configuration once and keep the session state in the stash."""
+    replay_config = _read_config(config)
+    state = ReplaySession(
+        replay_config,
+        update=bool(config.getoption("replay_update")),
+        noise_check=not config.getoption("replay_no_noise_check"),
+    )
+    config.stash[STASH_KEY] = state
+    config.pluginmanager.register(state, "telemetry-replay-session")
+    if config.args_source == pytest.Config.ArgsSource.TESTPATHS:
+        _add_trace_paths(config, replay_config)
+
+
+def _add_trace_paths(config: pytest.Config, replay_config: ReplayConfig) -> None:
+    """A bare ``pytest`` also collects the trace folders, even with ``testpaths`` set."""
+    for relative in replay_config.paths:
+        path = config.rootpath / relative
+        if path.is_dir() and not any(_is_within(path, Path(arg)) for arg in config.args):
+            config.args.append(str(path))
+
+
+def _is_within(path: Path, parent: Path) -> bool:
+    try:
+        path.resolve().relative_to(parent.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _session(config: pytest.Config) -> ReplaySession:
+    return config.stash[STASH_KEY]
+
+
+# ---------------------------------------------------------------- collection
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> TraceFile | None:
+    """Collect ``*.jsonl`` files that sit under one of ``replay_paths``."""
+    if file_path.suffix != ".jsonl":
+        return None
+    state = _session(parent.config)
+    roots = [parent.config.rootpath / p for p in state.config.paths]
+    if not any(_is_within(file_path, root) for root in roots):
+        return None
+    return TraceFile.from_parent(parent, path=file_path)
+
+
+class TraceFile(pytest.File):
+    """One trace file: one item per recorded root."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        """Model the trace; a broken trace yields failing items, never a collection error."""
+        from pytest_replay.model import load_trace
+
+        trace = load_trace(self.path)
+        errors = [str(problem) for problem in trace.problems if problem.severity == "error"]
+        if not trace.roots:
+            reason = errors or [f"{self.path}: no function_entry without a parent: nothing "
+                                "to replay"]
+            yield BrokenTraceItem.from_parent(self, name="trace", problems=reason)
+            return
+        for root in trace.roots:
+            yield ReplayItem.from_parent(self, name=root.name, root=root, problems=errors)
+
+
+class BrokenTraceItem(pytest.Item):
+    """A trace that could not be read at all: it fails on its own, naming the problem."""
+
+    def __init__(self, *, problems: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.problems = problems
+
+    def runtest(self) -> None:
+        """Fail with the read problems."""
+        raise TraceReadFailure(self.problems)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str | Any:
+        """The problems, one per line (no traceback: it is the trace that is wrong)."""
+        if isinstance(excinfo.value, TraceReadFailure):
+            return "\n".join(excinfo.value.problems)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        """Point at the trace file."""
+        return self.path, 0, f"trace {self.path.name}"
+
+
+class TraceReadFailure(Exception):
+    """A trace's own lines are unusable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class ReplayItem(pytest.Item):
+    """One recorded request, replayed against the current code."""
+
+    def __init__(self, *, root: Root, problems: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.root = root
+        self.problems = problems
+        self.result: ReplayResult | None = None
+
+    def runtest(self) -> None:
+        """Replay, store the verdict for reporting, then assert it."""
+        if self.problems:
+            raise TraceReadFailure(self.problems)
+        from pytest_replay import assertion
+        from pytest_replay.replay import baseline
+
+        state = _session(self.config)
+        ref = baseline.BaselineRef(self.path, self.root.name)
+        accepted = None if state.update else baseline.load(ref)
+        result = state.get_engine().replay(self.root, baseline=accepted,
+                                           check_noise=state.noise_check)
+        self.result = result
+        self.user_properties.append((STATUS_PROPERTY, result.status))
+        self.user_properties.append((MESSAGE_PROPERTY, result.message))
+        self.config.hook.pytest_replay_result(item=self, result=result)
+        if state.update:
+            if result.status in ("reproduced", "not_replayable"):
+                self.user_properties.append((BASELINE_PROPERTY, ""))
+            else:
+                payload = baseline.serialize(ref, result.replayed).decode("utf-8")
+                self.user_properties.append((BASELINE_PROPERTY, payload))
+                return
+        assertion.check(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str | Any:
+        """The divergence report, without a Python traceback of our internals."""
+        if isinstance(excinfo.value, TraceReadFailure):
+            return "\n".join(excinfo.value.problems)
+        if isinstance(excinfo.value, AssertionError) and self.result is not None:
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        """Point at the root's line in the trace."""
+        return self.path, self.root.line - 1, f"{self.path.name}:{self.root.line} {self.name}"
+
+
+# ---------------------------------------------------------------- reporting
+
+
+def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object,
+                              right: object) -> list[str] | None:
+    """Explain a failed replay: first divergent event, where, recorded vs now."""
+    from pytest_replay.assertion import RecordedBehaviour, ReplayedBehaviour
+
+    if op != "==" or not isinstance(left, ReplayedBehaviour) or not isinstance(
+            right, RecordedBehaviour):
+        return None
+    from pytest_replay.replay.explain import explain
+
+    verbosity = config.get_verbosity()
+    return [f"{left!r} == {right!r}", *explain(left.result, verbosity)]
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def replay_config(request: pytest.FixtureRequest) -> ReplayConfig:
+    """The resolved ``replay_*`` configuration of this session."""
+    return _session(request.config).config
+
+
+@pytest.fixture
+def replay_trace(request: pytest.FixtureRequest) -> Callable[..., list[ReplayResult]]:
+    """Replay a trace file from a test: ``replay_trace("traces/x.jsonl")`` -> verdicts."""
+    state = _session(request.config)
+
+    def run(path: str | Path) -> list[ReplayResult]:
+        from pytest_replay.model import load_trace
+
+        trace = load_trace(Path(request.config.rootpath, path))
+        engine = state.get_engine()
+        return [engine.replay(root, check_noise=state.noise_check) for root in trace.roots]
+
+    return run

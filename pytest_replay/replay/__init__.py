@@ -1,0 +1,1 @@
+"""The developer side: replay a recorded request against today's code, sealed and compared."""
