@@ -410,4 +410,4 @@ def default_servers(root: Root, recorded: Sequence[Event], config: ReplayConfig
     """The outside world as the recording saw it: HTTP, databases, and a sealed network."""
     from pytest_replay.replay.servers import servers_for
 
-    return servers_for(recorded, config)
+    return servers_for(recorded, config, seed=root.correlation_id)

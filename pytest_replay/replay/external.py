@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-CallKind = Literal["http", "database", "redis", "network"]
+CallKind = Literal["http", "database", "redis", "network", "determinism"]
 
 
 class UnrecordedCall(ConnectionError):

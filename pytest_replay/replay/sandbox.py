@@ -8,8 +8,10 @@ replayed code raises.
 from __future__ import annotations
 
 import datetime as _dt
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
+from typing import Any
 
 from pytest_replay.replay.external import ServedCalls
 
@@ -28,17 +30,39 @@ def recorded_moment(timestamp_ns: int | None) -> _dt.datetime | None:
 
 @contextmanager
 def frozen_time(moment: _dt.datetime | None) -> Iterator[None]:
-    """Freeze ``time``/``datetime`` at ``moment`` (freezegun), asyncio keeps real time.
+    """Freeze the wall clock at ``moment`` (freezegun); monotonic clocks keep running.
 
-    Our own modules see real time, so replayed durations stay measurable.
+    ``time.time()``/``datetime.now()`` return the recorded instant on every
+    call, so replays are deterministic; ``time.monotonic()``/``perf_counter()``
+    stay real, so timeouts, retry loops and ``asyncio.sleep`` still work.
     """
     if moment is None:
         yield
         return
+    from freezegun import api as freezegun_api
     from freezegun import freeze_time
 
-    with freeze_time(moment, tick=False, real_asyncio=True, ignore=["pytest_replay"]):
+    freezer = freeze_time(moment, tick=False, real_asyncio=True)
+    freezer.start()
+    try:
+        _unfreeze_monotonic(freezer, freezegun_api)
         yield
+    finally:
+        freezer.stop()
+
+
+def _unfreeze_monotonic(freezer: Any, api: Any) -> None:
+    reals = {
+        name: getattr(api, f"real_{name}")
+        for name in ("monotonic", "perf_counter", "monotonic_ns", "perf_counter_ns")
+        if hasattr(api, f"real_{name}")
+    }
+    for name, real in reals.items():
+        setattr(time, name, real)
+    real_ids = {id(real) for real in reals.values()}
+    for module, attribute, original in getattr(freezer, "undo_changes", []):
+        if id(original) in real_ids:
+            setattr(module, attribute, original)
 
 
 @contextmanager

@@ -10,9 +10,15 @@ from pytest_replay.format.events import Event
 from pytest_replay.replay.sandbox import Server
 
 
-def servers_for(recorded: Sequence[Event], config: ReplayConfig) -> list[Server]:
-    """The network seal, then HTTP and database calls served from ``recorded``."""
-    servers: list[Server] = []
+def servers_for(recorded: Sequence[Event], config: ReplayConfig, seed: str) -> list[Server]:
+    """The network seal, HTTP and database calls served from ``recorded``, and chance.
+
+    ``seed`` (the request id) makes unrecorded random draws the same on every replay.
+    """
+    from pytest_replay.replay.determinism import serve_nondeterminism
+
+    chance = [e for e in recorded if e.get("event_type") == ev.NONDETERMINISM]
+    servers: list[Server] = [lambda: serve_nondeterminism(chance, seed)]
     http = [e for e in recorded if e.get("event_type") == ev.HTTP_CALL]
     database = [e for e in recorded if e.get("event_type") == ev.DB_CALL]
     try:  # INTEGRATION-PENDING: these modules are being written; remove the guards
