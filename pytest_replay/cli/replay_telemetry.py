@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="trace files (.jsonl, .jsonl.gz), directories, or - for stdin")
     parser.add_argument("--targets", help="packages replay may call (overrides replay_targets)")
     parser.add_argument("--json", action="store_true", help="machine-readable verdicts")
+    parser.add_argument("--events", action="store_true",
+                        help="with --json: include each root's replayed events")
     parser.add_argument("--no-color", action="store_true", help="plain ASCII, no colour")
     parser.add_argument("--debug", action="store_true", help="show every event's detail")
     parser.add_argument("--local-time", action="store_true", help="times in local time, not UTC")
@@ -136,7 +138,7 @@ def run(options: argparse.Namespace, out: TextIO, style: Style) -> int:
     if options.export:
         _export(options.export[0], Path(options.export[1]), roots, results, out)
     if options.json:
-        document = {"results": [verdict_json(r) for r in results],
+        document = {"results": [verdict_json(r, events=options.events) for r in results],
                     "summary": _summary(results), "input_errors": input_errors}
         out.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif results:

@@ -36,8 +36,8 @@ def make_engine(config: ReplayConfig, mocks: MockSettings) -> ReplayEngine:
     return ReplayEngine(config, servers=factory)
 
 
-def verdict_json(result: ReplayResult) -> dict[str, Any]:
-    """One verdict as plain JSON (``--json``)."""
+def verdict_json(result: ReplayResult, *, events: bool = False) -> dict[str, Any]:
+    """One verdict as plain JSON (``--json``; ``events`` adds the replayed events)."""
     out: dict[str, Any] = {
         "trace": result.root.path,
         "line": result.root.line,
@@ -49,6 +49,8 @@ def verdict_json(result: ReplayResult) -> dict[str, Any]:
         "not_compared": result.not_compared,
         "noise": result.noise,
     }
+    if events:
+        out["replayed_events"] = result.replayed
     divergence = result.divergence
     if divergence is not None:
         out["divergence"] = {

@@ -1,0 +1,1 @@
+"""A/B comparison of trace sets, recorded or replayed (``compare-replays``)."""
