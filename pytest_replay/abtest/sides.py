@@ -118,7 +118,7 @@ def replayed_side(label: str, traces: Sequence[Trace], engine: ReplayEngine) -> 
         for root in trace.roots:
             try:
                 run = engine.run(root)
-            except Exception as exc:  # noqa: BLE001 - a refused root is an outcome here
+            except Exception as exc:
                 side.requests[root.name] = _describe(root, [], True,
                                                      f"not replayable: {exc}", None)
                 continue

@@ -77,7 +77,7 @@ def run(options: argparse.Namespace) -> int:
         print(f"skipped: {problem}", file=sys.stderr)
     if not any(t.roots for t in traces_a) or not any(t.roots for t in traces_b):
         raise UsageFailure("each side needs at least one recorded request")
-    config_ignore = ()
+    config_ignore: tuple[str, ...] = ()
     if options.replay or options.a_code_version or options.b_code_version:
         config_ignore = load_cli_config(options.targets).ignore
     side_a = _side("A", options.a, traces_a, options.a_code_version, options)
