@@ -139,6 +139,11 @@ class ReplayEngine:
         ``call`` lets a front end wrap the actual invocation (the debugger does).
         """
         resolved, args, kwargs = self.prepare(root)
+        try:
+            moment = recorded_moment(root.timestamp_ns)
+        except (OverflowError, OSError, ValueError):
+            raise NotReplayable(f"line {root.line}: field 'timestamp_ns': "
+                                f"{root.timestamp_ns} is not a representable instant") from None
         recorded = recorded if recorded is not None else recorded_events(root)
         servers = self.servers(root, recorded, self.config)
         sink = MemorySink()
@@ -147,7 +152,7 @@ class ReplayEngine:
         returned, value, error = False, None, None
         started = time.perf_counter_ns()
         with _capturing_into(sink, self.config), observe_targets(self.policy) as observed, \
-                sandbox(recorded_moment(root.timestamp_ns), servers) as served:
+                sandbox(moment, servers) as served:
             target = wrapper_for(resolved.function)
 
             def invoke() -> Any:
@@ -395,8 +400,8 @@ def _capturing_into(sink: MemorySink, config: ReplayConfig) -> Iterator[None]:
     RUNTIME.service = None
     RUNTIME.sample_rate = 1.0
     RUNTIME.limits = Limits()
-    RUNTIME.redaction = Redaction(keys=config.redact_keys) if config.redact_keys else (
-        Redaction())
+    RUNTIME.redaction = (Redaction(keys=config.redact_keys, patterns=config.redact_patterns)
+                         if config.redact_keys or config.redact_patterns else Redaction())
     RUNTIME.active = True
     try:
         yield

@@ -191,7 +191,8 @@ class TargetPolicy:
             search = getattr(root, "__path__", None)
             if search is None:
                 continue
-            for info in pkgutil.walk_packages(search, prefix=f"{target}."):
+            for info in pkgutil.walk_packages(search, prefix=f"{target}.",
+                                              onerror=self._skip_package):
                 if any(part.startswith("_") for part in info.name.split(".")[1:]):
                     continue
                 try:
@@ -199,6 +200,11 @@ class TargetPolicy:
                 except Exception as exc:  # an unimportable sibling must not block the others
                     self.skipped_modules.append(f"{info.name}: {type(exc).__name__}: {exc}")
         return modules
+
+    def _skip_package(self, name: str) -> None:
+        """``walk_packages`` could not import ``name``: note it, keep looking elsewhere."""
+        error = sys.exc_info()[1]
+        self.skipped_modules.append(f"{name}: {type(error).__name__}: {error}")
 
     # -- classes for decoding ------------------------------------------------------------
 
