@@ -239,9 +239,10 @@ def _export(kind: str, path: Path, roots: Sequence[Root], results: Sequence[Repl
 
 
 def _distributed(traces: Sequence[Trace], out: TextIO, style: Style) -> None:
-    from pytest_replay.render.distributed import render_distributed
+    from pytest_replay.render.distributed import build_distributed, render_distributed
 
-    out.write(render_distributed(list(traces), style) + "\n\n")
+    names = [Path(trace.path).name for trace in traces]
+    out.write(render_distributed(build_distributed(list(traces), names=names), style) + "\n\n")
 
 
 if __name__ == "__main__":
