@@ -188,3 +188,34 @@ def test_unknown_ref_is_a_usage_error(project: Project) -> None:
     done = project.run("replay-telemetry", "--code-version", "no-such-ref", "traces")
     assert done.returncode == 2
     assert "--code-version" in done.stderr
+
+
+def test_distributed_view_joins_services_by_trace_id(project: Project) -> None:
+    checkout = [
+        {"event_type": "function_entry", "timestamp_ns": 1_000_000_000, "correlation_id": "a1",
+         "trace_id": "t-42", "service": "checkout_service", "function_name": "checkout",
+         "args": {}},
+        {"event_type": "http_call", "timestamp_ns": 1_001_000_000, "correlation_id": "a1",
+         "trace_id": "t-42", "service": "checkout_service", "method": "POST",
+         "url": "http://inventory/reserve", "status": 503, "duration_ns": 5_000_000_000},
+        {"event_type": "function_exit", "timestamp_ns": 6_100_000_000, "correlation_id": "a1",
+         "function_name": "checkout", "error": True, "error_type": "TimeoutError"},
+    ]
+    inventory = [
+        {"event_type": "function_entry", "timestamp_ns": 1_002_000_000, "correlation_id": "b1",
+         "parent_correlation_id": "a1", "trace_id": "t-42", "service": "inventory_service",
+         "function_name": "reserve", "args": {}},
+        {"event_type": "error", "timestamp_ns": 6_000_000_000, "correlation_id": "b1",
+         "error_type": "TimeoutError", "message": "database timed out"},
+        {"event_type": "function_exit", "timestamp_ns": 6_050_000_000, "correlation_id": "b1",
+         "function_name": "reserve", "error": True},
+    ]
+    for name, events in (("checkout.jsonl", checkout), ("inventory.jsonl", inventory)):
+        (project.root / name).write_text("".join(json.dumps(e) + "\n" for e in events))
+    done = project.run("replay-telemetry", "--distributed-view", "--no-replay",
+                       "checkout.jsonl", "inventory.jsonl")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "checkout_service" in out and "inventory_service" in out
+    assert out.index("checkout_service") < out.index("inventory_service")
+    assert "TimeoutError" in out
