@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,7 +85,10 @@ def build_distributed(sources: Sequence[Source], *,
     for number, source in enumerate(sources):
         events = as_events(source)
         given = names[number] if names is not None and number < len(names) else None
-        defaults.append(given or _source_name(source, number))
+        # An event without "service" belongs to the service its file names most.
+        named = Counter(e.get("service") for e in events if isinstance(e.get("service"), str))
+        defaults.append(named.most_common(1)[0][0] if named else (
+            given or _source_name(source, number)))
         times, _synthetic = fill_times(events)
         merged.extend((times[i], number, i, event) for i, event in enumerate(events))
     merged.sort(key=lambda row: (row[0], row[1], row[2]))
