@@ -185,11 +185,12 @@ def _root_cause_lines(root: Root, style: Style) -> list[str]:
 def _show_verdict(result: ReplayResult, out: TextIO, style: Style) -> None:
     from pytest_replay.replay.explain import explain
 
-    glyph = {"passed": ("ok", "ok"), "fixed": ("ok", "good"), "reproduced": ("error", "bad"),
-             "diverged": ("diverged", "bad"), "not_replayable": ("warning", "warn")}
-    mark, role = glyph.get(result.status, ("warning", "warn"))
+    roles = {"passed": "good", "fixed": "good", "reproduced": "bad", "diverged": "bad",
+             "not_replayable": "warn"}
+    role = roles.get(result.status, "warn")
     lines = explain(result, verbosity=0)
-    headline = f"{style.glyph(mark)}{result.root.name}: {lines[0]}"
+    mark = "✅ " if style.unicode and result.passed else "❌ " if style.unicode else ""
+    headline = f"{mark}{result.status.upper()} {result.root.name}: {lines[0]}"
     out.write(style.paint(headline, role) + "\n")
     if result.status not in ("passed", "fixed"):
         for line in lines[2:]:
