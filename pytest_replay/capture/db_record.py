@@ -1,0 +1,452 @@
+"""How one database or Redis call becomes one ``db_call`` event.
+
+The driver wrappers (capture) and replay's served connections both build
+their events here, so a replayed call writes the same event as the recorded
+one by construction. A call that returns rows stays open while the
+application fetches and is written once its result is finished: exhausted,
+closed, executed again, or its cursor gone (see :mod:`.db_open`).
+Everything here runs on the
+request path: it never raises into the application (a failure costs the
+event, counted in ``pytest_replay.stats()``).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+import time
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from typing import Any, Final, final
+
+import orjson
+
+from pytest_replay.capture.runtime import RUNTIME, current_ids
+from pytest_replay.capture.stats import UNENCODABLE
+from pytest_replay.format import events as ev
+from pytest_replay.format.values import redacted
+
+SYSTEMS: Final = ("postgresql", "mysql", "sqlite", "redis")
+SQL_SYSTEMS: Final = frozenset({"postgresql", "mysql", "sqlite"})
+
+EXECUTE: Final = "execute"
+EXECUTEMANY: Final = "executemany"
+EXECUTESCRIPT: Final = "executescript"
+COMMIT: Final = "commit"
+ROLLBACK: Final = "rollback"
+COMMAND: Final = "command"
+PIPELINE: Final = "pipeline"
+
+DEFAULT_MAX_ROWS: Final = 1000
+STATEMENT_LIMIT: Final = 16384
+DB_CAPTURE_ERROR: Final = "db_capture_error"
+
+Ids = tuple[str, "str | None"]
+
+
+@final
+class Settings:
+    """Which systems are captured, and how many fetched rows one event keeps."""
+
+    __slots__ = ("enabled", "max_rows")
+
+    def __init__(self) -> None:
+        self.enabled: frozenset[str] = frozenset()
+        self.max_rows = DEFAULT_MAX_ROWS
+
+
+SETTINGS: Final = Settings()
+
+
+def ids_for(system: str) -> Ids | None:
+    """``(correlation_id, trace_id)`` to record a ``system`` call under, or None (don't)."""
+    if not RUNTIME.active or system not in SETTINGS.enabled:
+        return None
+    cid, trace_id = current_ids()
+    if cid is None:
+        return None
+    return cid, trace_id
+
+
+def capture_failed(exc: BaseException) -> None:
+    """Count an event lost to a capture bug or a hostile value (never raised)."""
+    RUNTIME.drop(f"db capture failed: {type(exc).__name__}: {exc}", DB_CAPTURE_ERROR)
+
+
+# -- what drivers do inside a call ---------------------------------------------------------
+
+_NONDETERMINISM: Final = "pytest_replay.capture.nondeterminism"
+Quiet = tuple[ContextVar[bool], Token[bool]]
+
+
+def quiet_nondeterminism() -> Quiet | None:
+    """Stop chance/environment capture from recording what a driver reads inside a call.
+
+    A real ``connect`` reads ``PG*`` variables and TLS settings; a served one
+    reads nothing, so recording those reads would make replays diverge.
+    Returns what :func:`restore_nondeterminism` needs (None when that capture
+    is not loaded).
+    """
+    module = sys.modules.get(_NONDETERMINISM)
+    inside = getattr(module, "_INSIDE", None)  # INTEGRATION: a public switch would be better
+    if not isinstance(inside, ContextVar):
+        return None
+    return inside, inside.set(True)
+
+
+def restore_nondeterminism(state: Quiet | None) -> None:
+    """Undo :func:`quiet_nondeterminism`."""
+    if state is not None:
+        state[0].reset(state[1])
+
+
+def quietly(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``original`` run with chance/environment capture quiet (for driver connects)."""
+
+    @functools.wraps(original)
+    def quiet(*args: Any, **kwargs: Any) -> Any:
+        state = quiet_nondeterminism()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            restore_nondeterminism(state)
+
+    return quiet
+
+
+# -- statements ---------------------------------------------------------------------------
+
+_QUOTED: Final = re.compile(
+    r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|`[^`]*`|\$(\w*)\$.*?\$\1\$""", re.DOTALL
+)
+_SPACE: Final = re.compile(r"\s+")
+
+
+@functools.lru_cache(maxsize=4096)
+def normalize_statement(sql: str) -> str:
+    """``sql`` with every run of whitespace outside quotes made one space, and stripped.
+
+    This is both what a ``db_call`` records and what replay matches on, so a
+    statement reformatted (indentation, line breaks) still finds its recording.
+    """
+    if "'" not in sql and '"' not in sql and "`" not in sql and "$" not in sql:
+        text = " ".join(sql.split())
+    else:
+        parts: list[str] = []
+        position = 0
+        for match in _QUOTED.finditer(sql):
+            parts.append(_SPACE.sub(" ", sql[position:match.start()]))
+            parts.append(match.group(0))
+            position = match.end()
+        parts.append(_SPACE.sub(" ", sql[position:]))
+        text = "".join(parts).strip()
+    if len(text) > STATEMENT_LIMIT:
+        return text[:STATEMENT_LIMIT] + "..."
+    return text
+
+
+def statement_text(query: Any) -> str:
+    """The normalized SQL of what a driver was given (str, bytes or a psycopg ``sql`` object)."""
+    if type(query) is str:
+        return normalize_statement(query)
+    if isinstance(query, (bytes, bytearray, memoryview)):
+        return normalize_statement(bytes(query).decode("utf-8", "replace"))
+    if isinstance(query, str):
+        return normalize_statement(str.__str__(query))
+    kind = type(query)
+    if kind.__module__.startswith("psycopg"):
+        text = query.as_string(None)  # composed SQL, quoted without a connection
+        if isinstance(text, str):
+            return normalize_statement(text)
+    return f"<{kind.__module__}.{kind.__qualname__}>"
+
+
+_INT64: Final = 2**63
+
+
+def _plain(values: Any) -> list[Any] | None:
+    """``values`` as a JSON list when every item is a short string or a plain number.
+
+    The common case of a statement's parameters and of a fetched row, encoded
+    without going through the general encoder; None sends the caller there.
+    """
+    limit = RUNTIME.max_str
+    for value in values:
+        kind = type(value)
+        if kind is str:
+            if len(value) > limit:
+                return None
+        elif kind is int:
+            if not -_INT64 <= value < _INT64:
+                return None
+        elif kind is float:
+            if value - value != 0.0:  # nan and the infinities get tags
+                return None
+        elif value is not None and kind is not bool:
+            return None
+    return list(values)
+
+
+def encode_parameters(params: Any) -> Any:
+    """The recorded (and matched) form of a statement's parameters."""
+    if params is None:
+        return None
+    kind = type(params)
+    if (kind is tuple or kind is list) and len(params) <= RUNTIME.limits.max_items:
+        items = _plain(params)
+        if items is not None:
+            return items if kind is list else {"$type": "tuple", "items": items}
+    elif kind is dict and len(params) <= RUNTIME.limits.max_items:
+        is_secret = RUNTIME.is_secret
+        if "$type" not in params and all(type(k) is str and not is_secret(k) for k in params):
+            values = _plain(params.values())
+            if values is not None:
+                return dict(zip(params, values, strict=True))
+    return RUNTIME.encode(params)
+
+
+# -- rows ---------------------------------------------------------------------------------
+
+def column_names(description: Any) -> list[str] | None:
+    """Column names of a DB-API ``description`` (None when the statement returns no rows)."""
+    if description is None:
+        return None
+    return [str(column[0]) for column in description]
+
+
+def row_values(row: Any) -> tuple[Any, ...] | list[Any] | None:
+    """A fetched row as its column values, whatever shape the driver gave it.
+
+    Tuples, lists, dicts (dict cursors, ``dict_row``) and ``sqlite3.Row``-like
+    rows are understood; None for anything else (a ``class_row`` object).
+    """
+    kind = type(row)
+    if kind is tuple or kind is list:
+        return row  # type: ignore[no-any-return]
+    if isinstance(row, dict):
+        return list(row.values())
+    if isinstance(row, (tuple, list)):
+        return tuple(row)
+    if hasattr(kind, "keys") and hasattr(kind, "__len__") and hasattr(kind, "__getitem__"):
+        return tuple(row[index] for index in range(len(row)))
+    return None
+
+
+_SECRET_COLUMNS: dict[tuple[str, ...], tuple[int, ...]] = {}
+_secret_generation = [-1]
+
+
+def secret_columns(names: list[str]) -> tuple[int, ...]:
+    """Indexes of the columns whose values are redacted (names like ``password``)."""
+    if _secret_generation[0] != RUNTIME.generation:
+        _SECRET_COLUMNS.clear()
+        _secret_generation[0] = RUNTIME.generation
+    key = tuple(names)
+    found = _SECRET_COLUMNS.get(key)
+    if found is None:
+        is_secret = RUNTIME.is_secret
+        found = tuple(index for index, name in enumerate(names) if is_secret(name))
+        if len(_SECRET_COLUMNS) < 1024:
+            _SECRET_COLUMNS[key] = found
+    return found
+
+
+# -- one call -----------------------------------------------------------------------------
+
+ABSENT: Final[Any] = object()
+"""Marks a field the driver does not have (psycopg has no ``lastrowid``)."""
+
+
+@final
+class Call:
+    """One database call being recorded; its event is emitted exactly once."""
+
+    __slots__ = ("busy", "event", "exhausted", "expected", "fetched", "generation", "open",
+                 "rows", "secret", "started", "truncated")
+
+    def __init__(self, system: str, operation: str, ids: Ids, statement: str,
+                 parameters: Any = ABSENT) -> None:
+        cid, trace_id = ids
+        event: dict[str, Any] = {"event_type": ev.DB_CALL, "timestamp_ns": time.time_ns(),
+                                 "correlation_id": cid}
+        if trace_id is not None and trace_id != cid:
+            event["trace_id"] = trace_id
+        event["system"] = system
+        event["operation"] = operation
+        event["statement"] = statement
+        if parameters is not ABSENT:
+            event["parameters"] = parameters
+        self.event = event
+        self.rows: list[Any] = []
+        self.secret: tuple[int, ...] = ()
+        self.expected: int | None = None
+        self.fetched = 0
+        self.open = True
+        self.busy = False
+        self.truncated = False
+        self.exhausted = False
+        self.generation = RUNTIME.generation
+        self.started = time.perf_counter_ns()
+
+    # -- outcomes -----------------------------------------------------------------------
+
+    def failed(self, exc: BaseException) -> None:
+        """The database raised: write the error and emit."""
+        try:
+            self.event["duration_ns"] = time.perf_counter_ns() - self.started
+            self.event.update(error_fields(exc))
+        except Exception as problem:
+            capture_failed(problem)
+        self._emit()
+
+    def done(self) -> None:
+        """A call with nothing to report but its duration (commit, rollback, a script)."""
+        self.event["duration_ns"] = time.perf_counter_ns() - self.started
+        self._emit()
+
+    def result(self, value: Any) -> None:
+        """A Redis reply: write it and emit."""
+        try:
+            self.event["duration_ns"] = time.perf_counter_ns() - self.started
+            self.event["result"] = RUNTIME.encode(value)
+        except Exception as problem:
+            capture_failed(problem)
+        self._emit()
+
+    def returned(self, names: list[str] | None, rowcount: Any, lastrowid: Any = ABSENT,
+                 expected: int | None = None) -> bool:
+        """A statement ran. True when it produced rows: the caller holds the call open.
+
+        ``expected`` is the number of rows a buffered cursor holds; when that
+        many were fetched the result is known to be exhausted.
+        """
+        event = self.event
+        event["duration_ns"] = time.perf_counter_ns() - self.started
+        event["rowcount"] = rowcount if type(rowcount) is int else -1
+        if lastrowid is not ABSENT:
+            event["lastrowid"] = lastrowid if type(lastrowid) is int else None
+        if names is None:
+            self._emit()
+            return False
+        event["description"] = names
+        self.secret = secret_columns(names) if names else ()
+        self.expected = expected
+        if expected is not None and expected <= 0:
+            self.finish(True)
+            return False
+        return True
+
+    # -- rows ---------------------------------------------------------------------------
+
+    def add(self, row: Any) -> None:
+        """One fetched row."""
+        self.fetched += 1
+        rows = self.rows
+        if len(rows) < SETTINGS.max_rows:
+            rows.append(self._encode_row(row))
+        else:
+            self.truncated = True
+
+    def _encode_row(self, row: Any) -> Any:
+        values = row_values(row)
+        if values is None:
+            return RUNTIME.encode(row)  # shown by readers; replay refuses to serve it
+        out = _plain(values)
+        if out is None:
+            encode = RUNTIME.encode
+            out = [encode(value) for value in values]
+        for index in self.secret:
+            if index < len(out):
+                out[index] = redacted()
+        return out
+
+    def reached_expected(self) -> bool:
+        """Whether a buffered cursor has handed out every row it holds."""
+        expected = self.expected
+        return expected is not None and self.fetched >= expected
+
+    def finish(self, exhausted: bool) -> None:
+        """The result is finished (or abandoned): write the rows and emit, once."""
+        if not self.open:
+            return
+        self.open = False
+        event = self.event
+        event["rows"] = self.rows
+        event["exhausted"] = exhausted
+        if self.truncated:
+            event["rows_truncated"] = True
+            event["rows_fetched"] = self.fetched
+        self._emit_now()
+
+    def _emit(self) -> None:
+        self.open = False
+        self._emit_now()
+
+    def _emit_now(self) -> None:
+        if not RUNTIME.active:
+            return
+        if RUNTIME.generation != self.generation:
+            # finished after capture was reconfigured (another replay, a new sink):
+            # the line belongs to a stream that is gone, not to the current one
+            RUNTIME.stats.drop(1, "a db_call finished after capture was reconfigured",
+                               DB_CAPTURE_ERROR)
+            return
+        emit(self.event)
+
+
+def emit(event: dict[str, Any]) -> None:
+    """Encode and send one event, as ``RUNTIME.emit`` does, keeping only the line's bytes.
+
+    orjson hands back its whole output buffer (4 KB however short the line);
+    a sink holds lines until its writer drains them, so each would cost 4 KB
+    and page faults. A copy of exactly the line's size costs ~50 ns.
+    """
+    service = RUNTIME.service
+    if service is not None:
+        event["service"] = service
+    try:
+        line = orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
+    except Exception as exc:  # an encoder gap costs the event, not the request
+        RUNTIME.drop(f"unencodable db_call: {type(exc).__name__}: {exc}", UNENCODABLE)
+        return
+    RUNTIME.send(memoryview(line).tobytes())
+
+
+def error_fields(exc: BaseException) -> dict[str, Any]:
+    """``error_type``/``error_module``/``message`` (and ``error_args`` when they say more)."""
+    kind = type(exc)
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<unprintable message>"
+    limit = RUNTIME.max_str
+    fields: dict[str, Any] = {
+        "error_type": kind.__name__,
+        "error_module": kind.__module__,
+        "message": message if len(message) <= limit else message[:limit] + "...",
+    }
+    args = exc.args
+    if args and args != (message,):
+        fields["error_args"] = RUNTIME.encode(list(args))
+    return fields
+
+
+def open_call(system: str, operation: str, ids: Ids, query: Any,
+              params: Any = ABSENT) -> Call | None:
+    """Start recording a statement; None when even that fails (counted, never raised)."""
+    try:
+        parameters = ABSENT if params is ABSENT else encode_parameters(params)
+        return Call(system, operation, ids, statement_text(query), parameters)
+    except Exception as exc:
+        capture_failed(exc)
+        return None
+
+
+def transaction_call(system: str, operation: str, ids: Ids, statement: str) -> Call | None:
+    """Start recording a commit or rollback."""
+    try:
+        return Call(system, operation, ids, statement)
+    except Exception as exc:
+        capture_failed(exc)
+        return None

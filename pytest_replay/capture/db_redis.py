@@ -1,0 +1,171 @@
+"""redis-py: every command through ``Redis.execute_command``, and pipelines as one call each.
+
+A command's ``statement`` is its name and arguments as short text (for
+reading); ``parameters`` holds the arguments encoded (for matching) and
+``result`` the reply as the application received it. Arguments of ``AUTH``
+and ``HELLO``, and hash values stored under secret-looking field names, are
+redacted. Async clients (``redis.asyncio``) are not captured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from redis.client import Pipeline, Redis
+from redis.connection import AbstractConnection
+
+from pytest_replay.capture.db_patch import Patch
+from pytest_replay.capture.db_record import (
+    COMMAND,
+    PIPELINE,
+    Call,
+    Ids,
+    capture_failed,
+    ids_for,
+    quiet_nondeterminism,
+    quietly,
+    restore_nondeterminism,
+)
+from pytest_replay.capture.db_sql import Method
+from pytest_replay.capture.runtime import RUNTIME
+from pytest_replay.format.values import REDACTED_TEXT, redacted
+
+SYSTEM: Final = "redis"
+_SECRET_COMMANDS: Final = frozenset({"AUTH", "HELLO"})
+_FIELD_VALUE_COMMANDS: Final = frozenset({"HSET", "HMSET", "HSETNX"})
+_SHOWN: Final = 64
+_STATEMENT_LIMIT: Final = 1024
+
+
+def _text(arg: Any) -> str:
+    if isinstance(arg, str):
+        text = arg
+    elif isinstance(arg, (bytes, bytearray, memoryview)):
+        text = bytes(arg[:_SHOWN + 1]).decode("utf-8", "replace")
+    elif isinstance(arg, (int, float)):
+        text = repr(arg)
+    else:
+        return f"<{type(arg).__name__}>"
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "..."
+
+
+def command_parts(args: Sequence[Any]) -> tuple[str, list[Any]]:
+    """``(statement, parameters)`` of one command: readable text, and its encoded arguments."""
+    name = _text(args[0]) if args else ""
+    rest = args[1:]
+    upper = name.upper()
+    if upper in _SECRET_COMMANDS:
+        return f"{name} {REDACTED_TEXT}" if rest else name, [redacted() for _ in rest]
+    shown = [_text(arg) for arg in rest]
+    encode = RUNTIME.encode
+    parameters = [encode(arg) for arg in rest]
+    if upper in _FIELD_VALUE_COMMANDS:
+        is_secret = RUNTIME.is_secret
+        for index in range(1, len(rest) - 1, 2):
+            if is_secret(shown[index]):
+                shown[index + 1] = REDACTED_TEXT
+                parameters[index + 1] = redacted()
+    statement = " ".join([name, *shown])
+    if len(statement) > _STATEMENT_LIMIT:
+        statement = statement[:_STATEMENT_LIMIT] + "..."
+    return statement, parameters
+
+
+def pipeline_parts(commands: Sequence[Sequence[Any]], transaction: bool) -> tuple[str, list[Any]]:
+    """``(statement, parameters)`` of a pipeline: every command, in order."""
+    statements: list[str] = []
+    parameters: list[Any] = []
+    for args in commands:
+        statement, encoded = command_parts(args)
+        statements.append(statement)
+        parameters.append([_text(args[0]) if args else "", *encoded])
+    text = ("MULTI: " if transaction else "PIPELINE: ") + "; ".join(statements)
+    if len(text) > _STATEMENT_LIMIT:
+        text = text[:_STATEMENT_LIMIT] + "..."
+    return text, parameters
+
+
+def command_call(ids: Ids, args: Sequence[Any]) -> Call | None:
+    """Start recording one command (None if even that fails: counted, never raised)."""
+    try:
+        statement, parameters = command_parts(args)
+        return Call(SYSTEM, COMMAND, ids, statement, parameters)
+    except Exception as exc:
+        capture_failed(exc)
+        return None
+
+
+def pipeline_call(ids: Ids, commands: Sequence[Sequence[Any]], transaction: bool
+                  ) -> Call | None:
+    """Start recording one pipeline execution."""
+    try:
+        statement, parameters = pipeline_parts(commands, transaction)
+        return Call(SYSTEM, PIPELINE, ids, statement, parameters)
+    except Exception as exc:
+        capture_failed(exc)
+        return None
+
+
+def is_transaction(pipeline: Any) -> bool:
+    """Whether a pipeline runs inside MULTI/EXEC."""
+    return bool(pipeline.transaction or pipeline.explicit_transaction)
+
+
+def _wrap_command(original: Method) -> Method:
+    def execute_command(self: Any, *args: Any, **options: Any) -> Any:
+        ids = ids_for(SYSTEM)
+        if ids is None or not args:
+            return original(self, *args, **options)
+        call = command_call(ids, args)
+        if call is None:
+            return original(self, *args, **options)
+        quiet = quiet_nondeterminism()  # retry back-off draws are redis-py's, not the app's
+        try:
+            value = original(self, *args, **options)
+        except Exception as exc:
+            call.failed(exc)
+            raise
+        finally:
+            restore_nondeterminism(quiet)
+        call.result(value)
+        return value
+
+    execute_command.__wrapped__ = original  # type: ignore[attr-defined]
+    return execute_command
+
+
+def _wrap_pipeline(original: Method) -> Method:
+    def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        ids = ids_for(SYSTEM)
+        stack = self.command_stack
+        if ids is None or not stack:
+            return original(self, *args, **kwargs)
+        call = pipeline_call(ids, [command for command, _options in stack], is_transaction(self))
+        if call is None:
+            return original(self, *args, **kwargs)
+        quiet = quiet_nondeterminism()
+        try:
+            value = original(self, *args, **kwargs)
+        except Exception as exc:
+            call.failed(exc)
+            raise
+        finally:
+            restore_nondeterminism(quiet)
+        call.result(value)
+        return value
+
+    execute.__wrapped__ = original  # type: ignore[attr-defined]
+    return execute
+
+
+def install() -> list[Patch]:
+    """Wrap ``Redis.execute_command`` and the pipeline's entry points."""
+    patches = [
+        Patch(Redis, "execute_command", _wrap_command(vars(Redis)["execute_command"])),
+        Patch(Pipeline, "immediate_execute_command",
+              _wrap_command(vars(Pipeline)["immediate_execute_command"])),
+        Patch(Pipeline, "execute", _wrap_pipeline(vars(Pipeline)["execute"])),
+        Patch(AbstractConnection, "connect", quietly(vars(AbstractConnection)["connect"])),
+    ]
+    return [patch.apply() for patch in patches]
