@@ -10,7 +10,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -151,8 +151,13 @@ class ReplayEngine:
         entry = root.frame.entry.event
         returned, value, error = False, None, None
         started = time.perf_counter_ns()
-        with _capturing_into(sink, self.config), observe_targets(self.policy) as observed, \
-                sandbox(moment, servers) as served:
+        with ExitStack() as stack:
+            stack.enter_context(_capturing_into(sink, self.config))
+            observed = stack.enter_context(observe_targets(self.policy))
+            try:
+                served = stack.enter_context(sandbox(moment, servers))
+            except ValueError as exc:  # a recorded call the servers cannot use
+                raise NotReplayable(f"bad recording: {exc}") from None
             target = wrapper_for(resolved.function)
 
             def invoke() -> Any:
