@@ -55,7 +55,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 # ---------------------------------------------------------------- session state
 
 
-@dataclass
+@dataclass(eq=False)  # registered as a plugin: pluggy keeps plugins in sets, so hash by identity
 class ReplaySession:
     """Per-session state: resolved config, the engine, verdicts and baselines."""
 
@@ -69,24 +69,42 @@ class ReplaySession:
     orphans: list[Path] = field(default_factory=list)
     errors: int = 0
     deselected: int = 0
+    worker: bool = False
+    """An xdist worker: its reports travel to the controller, which keeps the verdicts."""
 
     # pytest hooks: this object is registered as a plugin for the session, so
     # verdicts from xdist workers (via report.user_properties) land here too.
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Collect verdicts and baselines (also from xdist workers)."""
+        """Collect verdicts and baselines (also from xdist workers).
+
+        Runs first so the baseline payload, which only travels from workers to
+        the controller, is taken off the report before JUnit XML sees it.
+        """
+        if self.worker:
+            return  # the payload must reach the controller intact
         if report.when != "call":
+            # The teardown report carries the item's properties again (JUnit reads those).
+            report.user_properties[:] = [
+                item for item in report.user_properties if item[0] != BASELINE_PROPERTY
+            ]
             if report.failed:
                 self.errors += 1
             return
         properties = dict(report.user_properties)
         status = properties.get(STATUS_PROPERTY)
         if status is None:
+            if report.failed:  # unreadable trace or baseline: not a verdict, an error
+                self.errors += 1
             return
         self.verdicts.append((report.nodeid, str(status),
                               str(properties.get(MESSAGE_PROPERTY, ""))))
         if BASELINE_PROPERTY in properties:
             self.baselines[report.nodeid] = str(properties[BASELINE_PROPERTY])
+            report.user_properties[:] = [
+                item for item in report.user_properties if item[0] != BASELINE_PROPERTY
+            ]
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         """Remember that the run is partial (``--replay-update`` then refuses)."""
@@ -141,6 +159,7 @@ def pytest_configure(config: pytest.Config) -> None:
         replay_config,
         update=bool(config.getoption("replay_update")),
         noise_check=not config.getoption("replay_no_noise_check"),
+        worker=hasattr(config, "workerinput"),
     )
     config.stash[STASH_KEY] = state
     config.pluginmanager.register(state, "telemetry-replay-session")
@@ -197,7 +216,10 @@ class TraceFile(pytest.File):
             yield BrokenTraceItem.from_parent(self, name="trace", problems=reason)
             return
         for root in trace.roots:
-            yield ReplayItem.from_parent(self, name=root.name, root=root, problems=errors)
+            # The id spelled out: pytest 9 parses "name[param]" ids read back from its
+            # cache (--lf) into a param part, which a default item id would not have.
+            yield ReplayItem.from_parent(self, name=root.name, nodeid=f"{self.nodeid}::{root.name}",
+                                         root=root, problems=errors)
 
 
 class BrokenTraceItem(pytest.Item):
@@ -246,17 +268,21 @@ class ReplayItem(pytest.Item):
             raise TraceReadFailure(self.problems)
         from pytest_replay import assertion
         from pytest_replay.replay import baseline
+        from pytest_replay.replay.update import partial_reason
 
         state = _session(self.config)
         ref = baseline.BaselineRef(self.path, self.root.name)
-        accepted = None if state.update else baseline.load(ref)
+        # A run that cannot update (-k, --lf...) judges items as usual instead of
+        # passing them while writing nothing.
+        updating = state.update and partial_reason(self.session, state) is None
+        accepted = None if updating else baseline.load(ref)
         result = state.get_engine().replay(self.root, baseline=accepted,
                                            check_noise=state.noise_check)
         self.result = result
         self.user_properties.append((STATUS_PROPERTY, result.status))
         self.user_properties.append((MESSAGE_PROPERTY, result.message))
         self.config.hook.pytest_replay_result(item=self, result=result)
-        if state.update:
+        if updating:
             if result.status in ("reproduced", "not_replayable"):
                 self.user_properties.append((BASELINE_PROPERTY, ""))
             else:
@@ -268,10 +294,20 @@ class ReplayItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str | Any:
         """The divergence report, without a Python traceback of our internals."""
+        from pytest_replay.replay.baseline import BaselineError
+
         if isinstance(excinfo.value, TraceReadFailure):
             return "\n".join(excinfo.value.problems)
-        if isinstance(excinfo.value, AssertionError) and self.result is not None:
+        if isinstance(excinfo.value, BaselineError):  # names the file and what is wrong
             return str(excinfo.value)
+        if isinstance(excinfo.value, AssertionError) and self.result is not None:
+            # Rebuilt from the result: pytest truncates assertion explanations
+            # below -vv, which would cut the context off the report.
+            from pytest_replay.replay.explain import explain
+
+            headline = str(excinfo.value).split("\n", 1)[0]
+            lines = explain(self.result, self.config.get_verbosity())
+            return "\n".join([headline, *(f"  {line}" for line in lines)])
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:

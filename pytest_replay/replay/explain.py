@@ -24,7 +24,8 @@ def explain(result: ReplayResult, verbosity: int = 0) -> list[str]:
         lines.extend(_error_lines(result))
     divergence = result.divergence
     if divergence is not None and result.status == "diverged":
-        lines.append(f"first divergent event #{divergence.index + 1} at {divergence.where}")
+        if not result.message.startswith("first divergent event"):
+            lines.append(f"first divergent event #{divergence.index + 1} at {divergence.where}")
         lines.append(f"  recorded{_at(divergence.recorded)}: {_describe(divergence.recorded)}")
         lines.append(f"  now:{' ' * max(0, len(_at(divergence.recorded)) + 4)}"
                      f"{_describe(divergence.replayed)}")
@@ -69,6 +70,8 @@ def _error_lines(result: ReplayResult) -> list[str]:
     lines = []
     where = f"at {error.get('function_name')}:{error.get('lineno')}"
     source = error.get("source_line")
+    if isinstance(source, str):
+        source = source.split("  #", 1)[0].rstrip()  # an inline comment is not the failure
     lines.append(f"  {where} -> {source}" if source else f"  {where}")
     local_values: Any = error.get("locals")
     if isinstance(local_values, dict) and local_values:

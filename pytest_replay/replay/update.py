@@ -88,10 +88,12 @@ def find_orphans(rootdir: Path, paths: Iterable[str]) -> list[Path]:
 def summary_lines(state: ReplaySession) -> list[str]:
     """The terminal summary: one line per notable verdict, update notes, orphans."""
     lines = []
+    written = any(note.startswith("--replay-update: wrote") for note in state.update_notes)
     for nodeid, status, message in state.verdicts:
         if status == "passed":
             continue
-        lines.append(f"{status.upper():<15} {nodeid}: {message}")
+        label = "ACCEPTED" if written and state.baselines.get(nodeid) else status.upper()
+        lines.append(f"{label:<15} {nodeid}: {message}")
     lines.extend(state.update_notes)
     for orphan in state.orphans:
         lines.append(f"orphaned baseline: {orphan} (its trace or root is gone; "
