@@ -10,8 +10,10 @@ explains itself, as ``responses`` matchers do: ``(equal, reason, path)``.
 
 from __future__ import annotations
 
+import datetime as _dt
 import fnmatch
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -98,7 +100,13 @@ class CompareOptions:
     ignore: tuple[str, ...] = ()
     float_tolerance: float = 1e-9
     context: int = 3
+    time_window_ns: tuple[int, int] | None = None
+    """When the recorded request ran: clock readings inside it on both sides are equal.
 
+    Replay freezes the wall clock at the request's start, while production
+    read it microseconds later; a timestamp the code produced is therefore
+    normalized, not compared to the microsecond.
+    """
 
 # -- building steps -------------------------------------------------------------------------
 
@@ -256,7 +264,8 @@ def _compare_step(left: Step, right: Step, options: CompareOptions) -> tuple[boo
         if key not in right.fields:
             return False, f"{key} missing in replay", key
         equal, reason, where = values_equal(left.fields[key], right.fields[key], key,
-                                            options.float_tolerance, ignore)
+                                            options.float_tolerance, ignore,
+                                            window=options.time_window_ns)
         if not equal:
             return False, reason, where
     return True, "", None
@@ -283,9 +292,12 @@ class _Ignore:
 
 
 def values_equal(left: Any, right: Any, path: str, tolerance: float,
-                 ignore: _Ignore | None = None) -> tuple[bool, str, str | None]:
+                 ignore: _Ignore | None = None, *,
+                 window: tuple[int, int] | None = None) -> tuple[bool, str, str | None]:
     """Compare two encoded values; on a difference say what and where."""
     if ignore is not None and ignore.matches(path):
+        return True, "", None
+    if window is not None and left != right and clock_readings_in(window, left, right):
         return True, "", None
     if _is_number(left) and _is_number(right):
         floats = isinstance(left, float) or isinstance(right, float)
@@ -294,12 +306,13 @@ def values_equal(left: Any, right: Any, path: str, tolerance: float,
             return True, "", None
         return False, f"{path}: recorded {left!r}, now {right!r}", path
     if isinstance(left, dict) and isinstance(right, dict):
-        return _dicts_equal(left, right, path, tolerance, ignore)
+        return _dicts_equal(left, right, path, tolerance, ignore, window)
     if isinstance(left, list) and isinstance(right, list):
         if len(left) != len(right):
             return False, (f"{path}: recorded {len(left)} items, now {len(right)}"), path
         for index, (a, b) in enumerate(zip(left, right, strict=True)):
-            equal, reason, where = values_equal(a, b, f"{path}[{index}]", tolerance, ignore)
+            equal, reason, where = values_equal(a, b, f"{path}[{index}]", tolerance, ignore,
+                                                window=window)
             if not equal:
                 return equal, reason, where
         return True, "", None
@@ -309,7 +322,8 @@ def values_equal(left: Any, right: Any, path: str, tolerance: float,
 
 
 def _dicts_equal(left: dict[str, Any], right: dict[str, Any], path: str, tolerance: float,
-                 ignore: _Ignore | None) -> tuple[bool, str, str | None]:
+                 ignore: _Ignore | None, window: tuple[int, int] | None
+                 ) -> tuple[bool, str, str | None]:
     tag = left.get(TAG)
     if tag != right.get(TAG):
         return False, f"{path}: recorded {_short(left)}, now {_short(right)}", path
@@ -327,7 +341,8 @@ def _dicts_equal(left: dict[str, Any], right: dict[str, Any], path: str, toleran
         if key not in left or key not in right:
             side = "replay" if key not in right else "recording"
             return False, f"{sub}: missing in the {side}", sub
-        equal, reason, where = values_equal(left[key], right[key], sub, tolerance, ignore)
+        equal, reason, where = values_equal(left[key], right[key], sub, tolerance, ignore,
+                                            window=window)
         if not equal:
             return equal, reason, where
     return True, "", None
@@ -345,3 +360,34 @@ def _short(value: Any, limit: int = 120) -> str:
     from pytest_replay.replay.describe import short_value
 
     return short_value(value, limit)
+
+
+_ISO_TIME: Final = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+_SLACK_NS: Final = 1_000_000_000
+
+
+def clock_readings_in(window: tuple[int, int], left: Any, right: Any) -> bool:
+    """Whether both values read the wall clock while the recorded request ran.
+
+    Understands ISO strings, tagged datetimes and epoch seconds; a naive
+    datetime may be UTC or local time (production servers differ).
+    """
+    start, end = window[0] - _SLACK_NS, window[1] + _SLACK_NS
+    return all(any(start <= c <= end for c in _instants(v)) for v in (left, right))
+
+
+def _instants(value: Any) -> list[int]:
+    if isinstance(value, dict) and value.get(TAG) == "datetime":
+        value = value.get("value")
+    if isinstance(value, float) and 1e8 < value < 1e11:
+        return [int(value * 1e9)]
+    if not isinstance(value, str) or not _ISO_TIME.match(value) or len(value) > 40:
+        return []
+    try:
+        moment = _dt.datetime.fromisoformat(value)
+    except ValueError:
+        return []
+    if moment.tzinfo is not None:
+        return [int(moment.timestamp() * 1e9)]
+    as_utc = moment.replace(tzinfo=_dt.timezone.utc)
+    return [int(as_utc.timestamp() * 1e9), int(moment.timestamp() * 1e9)]

@@ -11,7 +11,7 @@ import inspect
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pytest_replay.capture.api import request_scope
@@ -58,6 +58,8 @@ class RunOutcome:
     served: list[ServedCalls]
     observed: frozenset[str]
     duration_ns: int
+    unobservable: frozenset[tuple[str, str]] = frozenset()
+    """Recorded ``(function, variable)`` pairs replay had no way to watch."""
 
     @property
     def unrecorded(self) -> list[UnrecordedCall]:
@@ -116,8 +118,19 @@ class ReplayEngine:
 
     def _arguments(self, resolved: ResolvedCall, root: Root
                    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        raw = root.frame.entry.event.get("args") or {}
+        raw = dict(root.frame.entry.event.get("args") or {})
         decoded: dict[str, Any] = {}
+        if resolved.class_method and resolved.owner is not None:
+            # ``cls`` is recorded by name only: the class it names, if it is the owner or
+            # a subclass inside the targets, else the owner itself.
+            first = next(iter(inspect.signature(inspect.unwrap(resolved.function)).parameters),
+                         None)
+            if first is not None and first in raw:
+                recorded = raw.pop(first)
+                named = recorded.get("name") if isinstance(recorded, dict) else None
+                cls = self.policy.resolve_class(str(named)) if named else None
+                decoded[first] = cls if isinstance(cls, type) and issubclass(
+                    cls, resolved.owner) else resolved.owner
         for name, value in raw.items():
             try:
                 decoded[name] = decode(value, self.policy.resolve_class)
@@ -168,15 +181,16 @@ class ReplayEngine:
                         return _run_coroutine(result)
                     return result
 
+            unobservable: set[tuple[str, str]] = set()
             try:
-                with watch_variables(watched):
+                with watch_variables(watched) as unobservable:
                     value = call(invoke) if call is not None else invoke()
                 returned = True
             except Exception as exc:  # the replayed code's own error is the outcome
                 error = exc
         duration = time.perf_counter_ns() - started
         return RunOutcome(returned, value, error, sink.events(), served, frozenset(observed),
-                          duration)
+                          duration, frozenset(unobservable))
 
     # -- judging ------------------------------------------------------------------------
 
@@ -207,8 +221,16 @@ class ReplayEngine:
         known = recorded_function_names(expected)
         foreign = is_foreign(expected)
         left, skipped_left = steps_of(expected)
+        if outcome.unobservable:
+            left = [step for step in left if not (
+                step.event_type == ev.VARIABLE_CHANGE
+                and (step.function, step.fields.get("variable_name")) in outcome.unobservable)]
+            skipped_left.extend(f"SET {name} in {function}: replay cannot observe it (not a "
+                                "variable of the current code)"
+                                for function, name in sorted(outcome.unobservable))
         right, _skipped = steps_of(outcome.events, observed, known, foreign=foreign)
-        comparison = compare_steps(left, right, self.options)
+        comparison = compare_steps(left, right, replace(self.options,
+                                                        time_window_ns=_window(root)))
         result = ReplayResult(root, "passed", "", recorded=expected, replayed=outcome.events,
                               comparison=comparison, duration_ns=outcome.duration_ns,
                               against_baseline=against_baseline)
@@ -333,6 +355,13 @@ def _truncate_to_recording(left: list[Any], right: list[Any], options: CompareOp
     return comparison
 
 
+def _window(root: Root) -> tuple[int, int] | None:
+    """When the recorded request ran, in ns (clock readings inside it are not compared)."""
+    stamps = [item.event.get("timestamp_ns") for item in root.events]
+    ints = [s for s in stamps if isinstance(s, int) and not isinstance(s, bool)]
+    return (min(ints), max(ints)) if ints else None
+
+
 def _watched_variables(recorded: Sequence[Event]) -> dict[str, frozenset[str]]:
     """Variables the recording has but our own capture would not emit (other emitters)."""
     if not is_foreign(recorded):
@@ -386,6 +415,13 @@ def bind_arguments(function: Callable[..., Any], decoded: dict[str, Any], what: 
         names = ", ".join(sorted(remaining))
         raise NotReplayable(f"{what}: recorded argument(s) {names} are not parameters of "
                             f"the current code (signature {signature})")
+    missing = [name for name, parameter in signature.parameters.items()
+               if parameter.default is parameter.empty
+               and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+               and name not in decoded]
+    if missing and "*args" not in decoded:
+        raise NotReplayable(f"{what}: the recording holds no value for required parameter(s) "
+                            f"{', '.join(missing)}; it cannot be called as production called it")
     return tuple(args), kwargs
 
 

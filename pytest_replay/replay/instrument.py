@@ -29,12 +29,14 @@ _WRAPPERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def _patch_list(policy: TargetPolicy) -> list[Patch]:
+    # Walking sys.modules on every replay costs more than the replay itself; the
+    # list only changes when a module is imported, which changes its length.
+    size = len(sys.modules)
+    cached: tuple[int, list[Patch]] | None = getattr(policy, _CACHE_ATTRIBUTE, None)
+    if cached is not None and cached[0] == size:
+        return cached[1]
     modules = [m for name, m in list(sys.modules.items())
                if m is not None and policy.allows_module(name)]
-    key = tuple(id(m) for m in modules)
-    cached: tuple[tuple[int, ...], list[Patch]] | None = getattr(policy, _CACHE_ATTRIBUTE, None)
-    if cached is not None and cached[0] == key:
-        return cached[1]
     patches: list[Patch] = []
     seen: set[int] = set()
     for module in modules:
@@ -43,7 +45,7 @@ def _patch_list(policy: TargetPolicy) -> list[Patch]:
             if isinstance(value, type) and policy.allows_module(getattr(value, "__module__", "")):
                 for member, raw in list(vars(value).items()):
                     _consider(policy, value, member, raw, patches, seen, in_class=True)
-    setattr(policy, _CACHE_ATTRIBUTE, (key, patches))
+    setattr(policy, _CACHE_ATTRIBUTE, (size, patches))
     return patches
 
 

@@ -33,6 +33,8 @@ class ResolvedCall:
     function: Callable[..., Any]
     owner: type | None
     name: str
+    class_method: bool = False
+    """Whether ``function`` is a classmethod's function (its first argument is the class)."""
 
 
 @final
@@ -110,12 +112,14 @@ class TargetPolicy:
                 raise ReplayRefused(f"{what}: dunder attribute paths are never replayed")
         obj: Any = self._import(module, what)
         owner: type | None = None
+        class_method = False
         for index, part in enumerate(parts):
             try:
                 attribute = inspect.getattr_static(obj, part)
             except AttributeError:
                 raise ReplayRefused(f"{what}: {part!r} not found") from None
             if isinstance(attribute, (staticmethod, classmethod)):
+                class_method = isinstance(attribute, classmethod)
                 attribute = attribute.__func__
             if isinstance(attribute, types.ModuleType):
                 raise ReplayRefused(f"{what}: {part!r} is a module ({attribute.__name__}), not a "
@@ -125,7 +129,8 @@ class TargetPolicy:
                     raise ReplayRefused(f"{what}: {part!r} is not a class")
                 owner = attribute
             obj = attribute
-        return self._checked(obj, owner, what)
+        resolved = self._checked(obj, owner, what)
+        return ResolvedCall(resolved.function, resolved.owner, resolved.name, class_method)
 
     def _checked(self, obj: Any, owner: type | None, what: str) -> ResolvedCall:
         if owner is not None and not self._defined_inside(owner):

@@ -23,19 +23,27 @@ TraceFunction = Any
 
 
 @contextmanager
-def watch_variables(watched: Mapping[str, frozenset[str]]) -> Iterator[None]:
-    """Report changes of ``watched[function_name]`` locals while the block runs."""
+def watch_variables(watched: Mapping[str, frozenset[str]]) -> Iterator[set[tuple[str, str]]]:
+    """Report changes of ``watched[function_name]`` variables while the block runs.
+
+    Yields the ``(function, name)`` pairs that cannot be observed (neither a
+    local nor a global of that function): comparison leaves those out.
+    """
+    unobservable: set[tuple[str, str]] = set()
     if not watched:
-        yield
+        yield unobservable
         return
     previous = sys.gettrace()
 
     def global_trace(frame: types.FrameType, event: str, _arg: Any) -> TraceFunction:
         if event != "call":
             return None
-        names = watched.get(frame.f_code.co_name)
+        code = frame.f_code
+        names = watched.get(code.co_name)
         if not names:
             return None
+        known = {*code.co_varnames, *code.co_cellvars, *code.co_freevars, *frame.f_globals}
+        unobservable.update((code.co_name, n) for n in names if n not in known)
         seen: dict[str, Any] = {}
 
         def local_trace(frame: types.FrameType, event: str, _arg: Any) -> TraceFunction:
@@ -47,7 +55,7 @@ def watch_variables(watched: Mapping[str, frozenset[str]]) -> Iterator[None]:
 
     sys.settrace(global_trace)
     try:
-        yield
+        yield unobservable
     finally:
         sys.settrace(previous)
 
@@ -56,6 +64,8 @@ def _report_changes(frame: types.FrameType, names: frozenset[str], seen: dict[st
     local_values = frame.f_locals
     for name in names:
         value = local_values.get(name, _UNSET)
+        if value is _UNSET:
+            value = frame.f_globals.get(name, _UNSET)
         if value is _UNSET:
             continue
         encoded = RUNTIME.encode_named({name: value})[name]
