@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, final
 
+from pytest_replay.capture.buffered import BufferedSink
+from pytest_replay.capture.ids import IDS
 from pytest_replay.capture.redact import DEFAULT_REDACTION, Redaction
 from pytest_replay.capture.runtime import (
     CURRENT_FRAME,
     CURRENT_SCOPE,
     RUNTIME,
-    RUNTIME_DROPS,
-    FrameState,
     Runtime,
     Scope,
     current_ids,
 )
-from pytest_replay.capture.sinks import FileSink, Sink
+from pytest_replay.capture.sinks import FileSink, Sink, adopt
+from pytest_replay.capture.stats import LOG, UNENCODABLE
+from pytest_replay.capture.telemetry import Telemetry
 from pytest_replay.format import events as ev
-from pytest_replay.format.values import Limits
+from pytest_replay.format.values import Limits, redacted
 
 T = TypeVar("T")
 MAX_LOOP_EVENTS = 100
@@ -37,18 +38,22 @@ def configure(
     sample_rate: float = 1.0,
     limits: Limits | None = None,
 ) -> Sink:
-    """Start capturing to ``path`` (a rotating JSONL file) or to ``sink``.
+    """Start capturing to ``path`` (a rotating JSONL :class:`FileSink`) or to ``sink``.
 
     Redaction is on unless ``redact=False`` is said explicitly; pass a
     :class:`Redaction` to add keys or patterns. ``sample_rate`` captures that
-    fraction of requests (whole requests, never half of one).
+    fraction of requests (whole requests, never half of one). A sink that is
+    not one of ours runs behind a :class:`BackgroundSink`, so it can never
+    slow or break a request. Returns the sink events now go to.
     """
     if (path is None) == (sink is None):
         raise ValueError("configure() takes exactly one of path= or sink=")
     if not 0.0 <= sample_rate <= 1.0:
         raise ValueError(f"sample_rate must be between 0 and 1, got {sample_rate!r}")
+    if not isinstance(redact, (bool, Redaction)):
+        raise TypeError(f"redact must be True, False or a Redaction, got {redact!r}")
     shutdown()
-    chosen: Sink = sink if sink is not None else FileSink(path)  # type: ignore[arg-type]
+    chosen = adopt(sink) if sink is not None else FileSink(path)  # type: ignore[arg-type]
     if isinstance(redact, Redaction):
         RUNTIME.redaction = redact
     else:
@@ -56,65 +61,108 @@ def configure(
     RUNTIME.service = service
     RUNTIME.sample_rate = sample_rate
     RUNTIME.limits = limits or Limits()
+    RUNTIME.stats.reset()  # fresh counters for a fresh configuration
     RUNTIME.sink = chosen
+    RUNTIME.last_sink = chosen
     RUNTIME.active = True
     return chosen
 
 
-def shutdown() -> None:
-    """Flush and close the sink and stop capturing (also runs at interpreter exit)."""
+def shutdown(timeout: float | None = None) -> None:
+    """Flush and close the sink and stop capturing (also runs at interpreter exit).
+
+    Waits at most ``timeout`` seconds (the sink's own default, 5 s, if None)
+    for a slow destination; what cannot be written by then is counted as
+    dropped, so a stalled disk never hangs the application's exit.
+    """
     sink = RUNTIME.sink
     RUNTIME.active = False
     RUNTIME.sink = None
-    if sink is not None:
-        with contextlib.suppress(Exception):
+    if sink is None:
+        return
+    try:
+        if timeout is not None and isinstance(sink, BufferedSink):
+            sink.close(timeout)
+        else:
             sink.close()
+    except Exception as exc:  # closing is best effort; the counters say what was lost
+        LOG.warning("telemetry-replay: closing %r failed: %s: %s", sink, type(exc).__name__, exc)
 
 
 atexit.register(shutdown)
 
 
 def stats() -> dict[str, Any]:
-    """Counters of the active sink: events written, dropped, errors, last error."""
-    sink = RUNTIME.sink
-    sink_stats = getattr(sink, "stats", None)
-    out: dict[str, Any] = sink_stats.as_dict() if sink_stats is not None else {}
-    out["unreported_drops"] = RUNTIME_DROPS.count
+    """Counters of the current sink (or the last one, after ``shutdown``).
+
+    ``written`` and ``dropped`` count events; ``dropped_by_reason`` splits
+    the drops (``buffer_full``, ``io_error``, ``sink_error``, ``sink_closed``,
+    ``stalled_at_close``, ``unencodable``); ``buffered`` is what is still
+    queued; ``last_error`` says what went wrong last.
+    """
+    sink = RUNTIME.sink or RUNTIME.last_sink
+    snapshot = getattr(sink, "snapshot", None)
+    out: dict[str, Any] = dict(snapshot()) if callable(snapshot) else {
+        "written": None, "dropped": 0, "dropped_by_reason": {}, "errors": 0, "recoveries": 0,
+        "last_error": None, "buffered": 0, "sink": type(sink).__name__ if sink else None}
+    local: dict[str, Any] = RUNTIME.stats.as_dict()
+    if local["dropped"]:
+        out["dropped"] = int(out["dropped"]) + int(local["dropped"])
+        reasons: dict[str, int] = dict(out["dropped_by_reason"])
+        for key, count in local["dropped_by_reason"].items():
+            reasons[key] = reasons.get(key, 0) + count
+        out["dropped_by_reason"] = reasons
+        out["last_error"] = out["last_error"] or local["last_error"]
+    out["active"] = RUNTIME.active
     return out
 
 
-@contextlib.contextmanager
 def request_scope(
     correlation_id: str | None = None,
     *,
     trace_id: str | None = None,
     parent_correlation_id: str | None = None,
     **fields: Any,
-) -> Iterator[str | None]:
+) -> RequestScope:
     """One request: the first traced call inside becomes a root with ``correlation_id``.
 
     ``trace_id`` and ``parent_correlation_id`` join a request that started in
     another service; extra keyword fields (``user_id=...``) are written as a
-    ``context`` event so extraction can filter on them. Yields the request id
+    ``context`` event so extraction can filter on them. The sampling decision
+    is taken here, once for the whole request. ``with`` yields the request id
     (None when the request is not sampled).
     """
-    from pytest_replay.capture.ids import IDS
+    return RequestScope(correlation_id, trace_id, parent_correlation_id, fields)
 
-    request_id = correlation_id or f"req_{IDS.next()}"
-    sampled = RUNTIME.active and RUNTIME.sampled()
-    scope = Scope(request_id, trace_id or request_id, sampled, parent_correlation_id)
-    scope_token = CURRENT_SCOPE.set(scope)
-    frame_token = CURRENT_FRAME.set(None)
-    try:
-        if sampled and fields:
-            context(**fields)
-        yield request_id if sampled else None
-    finally:
-        CURRENT_FRAME.reset(frame_token)
-        CURRENT_SCOPE.reset(scope_token)
+
+@final
+class RequestScope:
+    """The context manager :func:`request_scope` returns (a class: it runs once per request)."""
+
+    __slots__ = ("_fields", "_frame_token", "_scope", "_scope_token")
+
+    def __init__(self, correlation_id: str | None, trace_id: str | None,
+                 parent_correlation_id: str | None, fields: dict[str, Any]) -> None:
+        request_id = correlation_id or f"req_{IDS.next()}"
+        sampled = RUNTIME.active and RUNTIME.sampled()
+        self._scope = Scope(request_id, trace_id or request_id, sampled, parent_correlation_id)
+        self._fields = fields
+
+    def __enter__(self) -> str | None:
+        scope = self._scope
+        self._scope_token = CURRENT_SCOPE.set(scope)
+        self._frame_token = CURRENT_FRAME.set(None)
+        if scope.sampled and self._fields:
+            context(**self._fields)
+        return scope.request_id if scope.sampled else None
+
+    def __exit__(self, *exc_info: object) -> None:
+        CURRENT_FRAME.reset(self._frame_token)
+        CURRENT_SCOPE.reset(self._scope_token)
 
 
 def _emit_here(event: dict[str, Any]) -> None:
+    """Emit ``event`` for the current call or request; outside of both there is nothing to join."""
     cid, trace_id = current_ids()
     if cid is None:
         return
@@ -125,161 +173,71 @@ def _emit_here(event: dict[str, Any]) -> None:
 
 
 def variable(name: str, value: Any) -> None:
-    """Record that a variable took a value (``SET name = value`` in the timeline)."""
+    """Record that a variable took a value (``SET name = value`` in the timeline).
+
+    A secret-looking ``name`` gets its value redacted.
+    """
     if not RUNTIME.active:
         return
     try:
         encoded = RUNTIME.encode_named({name: value})[name]
         _emit_here({"event_type": ev.VARIABLE_CHANGE, "timestamp_ns": time.time_ns(),
                     "variable_name": name, "value": encoded})
-    except Exception:
-        return
+    except Exception as exc:
+        RUNTIME.drop(f"variable {name!r}: {type(exc).__name__}: {exc}", UNENCODABLE)
 
 
 def loop(items: Iterable[T], name: str = "loop") -> Iterator[T]:
-    """Iterate ``items``, recording each iteration (the first 100, then a count)."""
+    """Iterate ``items``, recording each iteration (the first 100, then a count).
+
+    A secret-looking ``name`` (``"api_tokens"``) records the iterations with
+    their values redacted.
+    """
     if not RUNTIME.active:
         yield from items
         return
     count = 0
-    for count, item in enumerate(items, start=1):  # noqa: B007 - count is read after
+    for count, item in enumerate(items, start=1):
         if count <= MAX_LOOP_EVENTS:
             _loop_event(name, count - 1, item)
         yield item
     if count > MAX_LOOP_EVENTS:
-        with contextlib.suppress(Exception):
+        try:
             _emit_here({"event_type": ev.LOOP_ITERATION, "timestamp_ns": time.time_ns(),
                         "loop_name": name, "iterations": count, "truncated": True})
+        except Exception as exc:
+            RUNTIME.drop(f"loop {name!r}: {type(exc).__name__}: {exc}", UNENCODABLE)
 
 
 def _loop_event(name: str, index: int, item: Any) -> None:
     try:
+        value = redacted() if RUNTIME.is_secret(name) else RUNTIME.encode(item)
         _emit_here({"event_type": ev.LOOP_ITERATION, "timestamp_ns": time.time_ns(),
-                    "loop_name": name, "iteration": index, "value": RUNTIME.encode(item)})
-    except Exception:
-        return
+                    "loop_name": name, "iteration": index, "value": value})
+    except Exception as exc:
+        RUNTIME.drop(f"loop {name!r}: {type(exc).__name__}: {exc}", UNENCODABLE)
 
 
 def context(values: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
-    """Record environment or request metadata (``environment="production"``, ``variant="B"``)."""
+    """Record environment or request metadata (``environment="production"``, ``variant="B"``).
+
+    Takes a mapping (the seed's ``tel.context({...})`` form), keywords, or both.
+    """
     if not RUNTIME.active:
         return
-    merged = {**(values or {}), **fields}
     try:
+        merged = {**(values or {}), **fields}
         _emit_here({"event_type": ev.CONTEXT, "timestamp_ns": time.time_ns(),
                     "context": RUNTIME.encode_named(merged)})
-    except Exception:
-        return
-
-
-class Telemetry:
-    """A low-level emitter for code that cannot use ``@traced`` (the seed's ``tel``).
-
-    It writes through the configured sink (or its own ``sink=``), with the
-    same encoding and redaction as the decorator.
-    """
-
-    def __init__(self, sink: Sink | None = None, service: str | None = None) -> None:
-        self._runtime: Runtime | None = None
-        if sink is not None:
-            self._runtime = Runtime()
-            self._runtime.sink, self._runtime.service = sink, service
-            self._runtime.active = True
-
-    def _emit(self, event: dict[str, Any]) -> None:
-        runtime = self._runtime or RUNTIME
-        if runtime.active:
-            event.setdefault("timestamp_ns", time.time_ns())
-            runtime.emit(event)
-
-    def _ids(self, correlation_id: str | None) -> tuple[str | None, str | None]:
-        if correlation_id is not None:
-            return correlation_id, None
-        return current_ids()
-
-    def function_entry(
-        self,
-        function_name: str,
-        args: Mapping[str, Any] | None = None,
-        *,
-        correlation_id: str | None = None,
-        parent_correlation_id: str | None = None,
-        module: str | None = None,
-        qualname: str | None = None,
-    ) -> str:
-        """Record a call starting; returns its correlation id (generated if not given)."""
-        from pytest_replay.capture.ids import IDS
-
-        cid = correlation_id or IDS.next()
-        parent = parent_correlation_id
-        if parent is None:
-            current = CURRENT_FRAME.get()
-            parent = current.correlation_id if current is not None else None
-        event: dict[str, Any] = {"event_type": ev.FUNCTION_ENTRY, "correlation_id": cid,
-                                 "function_name": function_name,
-                                 "args": RUNTIME.encode_named(dict(args or {})),
-                                 "v": ev.FORMAT_VERSION}
-        if parent is not None and parent != cid:
-            event["parent_correlation_id"] = parent
-        if module is not None:
-            event["module"] = module
-        if qualname is not None:
-            event["qualname"] = qualname
-        self._emit(event)
-        return cid
-
-    def function_exit(
-        self,
-        function_name: str,
-        *,
-        correlation_id: str,
-        return_value: Any = None,
-        error: bool = False,
-        duration_ns: int | None = None,
-    ) -> None:
-        """Record a call ending, with its result or ``error=True``."""
-        event: dict[str, Any] = {"event_type": ev.FUNCTION_EXIT, "correlation_id": correlation_id,
-                                 "function_name": function_name}
-        if error:
-            event["error"] = True
-        else:
-            event["return_value"] = RUNTIME.encode(return_value)
-        if duration_ns is not None:
-            event["duration_ns"] = duration_ns
-        self._emit(event)
-
-    def error(
-        self,
-        error: BaseException | str,
-        message: str | None = None,
-        *,
-        correlation_id: str | None = None,
-    ) -> None:
-        """Record an error: an exception (with its failing frame) or a type name and message."""
-        cid, _trace = self._ids(correlation_id)
-        if isinstance(error, BaseException):
-            event = RUNTIME.error_event(error, cid)
-        else:
-            event = {"event_type": ev.ERROR, "correlation_id": cid, "error_type": error,
-                     "message": message or ""}
-        self._emit(event)
-
-    def variable(self, name: str, value: Any, *, correlation_id: str | None = None) -> None:
-        """Record a variable change."""
-        cid, _trace = self._ids(correlation_id)
-        self._emit({"event_type": ev.VARIABLE_CHANGE, "correlation_id": cid,
-                    "variable_name": name, "value": RUNTIME.encode_named({name: value})[name]})
-
-    def context(self, values: Mapping[str, Any], *, correlation_id: str | None = None) -> None:
-        """Record context metadata (``tel.context({"environment": "production"})``)."""
-        cid, _trace = self._ids(correlation_id)
-        self._emit({"event_type": ev.CONTEXT, "correlation_id": cid,
-                    "context": RUNTIME.encode_named(dict(values))})
+    except Exception as exc:
+        RUNTIME.drop(f"context: {type(exc).__name__}: {exc}", UNENCODABLE)
 
 
 __all__ = [
-    "FrameState",
+    "RequestScope",
+    "Runtime",
     "Telemetry",
+    "adopt",
     "configure",
     "context",
     "loop",

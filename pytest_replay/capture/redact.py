@@ -1,8 +1,17 @@
-"""Redaction at capture: secret-looking names and values never reach a sink."""
+"""Redaction at capture: secret-looking names and values never reach a sink.
+
+Names (argument, attribute, dict key, variable, context field, loop, the
+function whose result it is) are judged once and cached. Values are
+scanned with regular expressions (bearer tokens, well-known key formats,
+passwords in URLs and ``key=value`` strings, and the user's own patterns):
+that costs microseconds per string, so it runs where events are rare
+(variables, context, loops, errors, HTTP and database calls) and, for the
+per-call lines of ``@traced``, only when asked (``Redaction(everywhere=True)``
+or any pattern of the user's own).
+"""
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable
 from typing import Final, final
@@ -13,13 +22,44 @@ DEFAULT_SECRET_WORDS: Final = (
     "privatekey", "access_key", "signature", "x-api-key",
 )
 DEFAULT_SECRET_NAMES: Final = ("auth", "pwd", "pass", "sid", "ssn", "cvv", "cvc", "pin")
+_CACHE_SIZE: Final = 4096
+REDACTED_VALUE: Final = "[REDACTED]"
+_SENSITIVE_PARAMETER = (r"[\w.-]*(?:key|token|secret|password|passwd|pwd|pass|auth|signature|sig"
+                     r"|session|sid|credentials?)")
+DEFAULT_VALUE_RULES: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] = (
+    (("earer", "EARER", "asic", "ASIC", "oken", "OKEN"),
+     re.compile(r"(?i)\b(?:bearer|basic|token)\s+([A-Za-z0-9._~+/=-]{6,})")),
+    (("_live_", "_test_"), re.compile(r"\b((?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{6,})")),
+    (("gh",), re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,})")),
+    (("AKIA",), re.compile(r"\b(AKIA[0-9A-Z]{16})\b")),
+    (("xox",), re.compile(r"\b(xox[abprs]-[A-Za-z0-9-]{10,})")),
+    (("eyJ",), re.compile(r"\b(eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]*)")),
+    (("://",), re.compile(r"://[^/\s:@]+:([^/\s@]+)@")),
+    (("=",), re.compile(r"(?i)(?:^|[?&;,\s])" + _SENSITIVE_PARAMETER + r"=([^&\s#;,]+)")),
+)
+"""Secret-shaped text inside values: group 1 (or the whole match) is replaced. Each rule
+has literal anchors, one of which must be in the text before its regular expression
+runs: ``in`` on a string is a fast C search, a regular expression is not."""
+DEFAULT_VALUE_PATTERNS: Final = tuple(pattern for _anchors, pattern in DEFAULT_VALUE_RULES)
+STRUCTURAL_FIELDS: Final = frozenset({
+    "event_type", "timestamp_ns", "correlation_id", "parent_correlation_id", "trace_id",
+    "service", "function_name", "module", "qualname", "v", "duration_ns", "lineno", "filename",
+    "source_line", "error_type", "error_module", "variable_name", "loop_name", "iteration",
+    "iterations", "truncated", "$type", "class", "rule", "len", "observed",
+})
+"""Keys whose values are code or bookkeeping, never user data: value scans skip them."""
+MIN_SCANNED: Final = 6
+"""Strings shorter than this hold no secret worth a regular expression."""
+_CAMEL: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SEPARATOR: Final = re.compile(r"[^a-z0-9]+")
 
 
 @final
 class Redaction:
     """Which keys and values are secret. ``Redaction.off()`` turns it off, explicitly."""
 
-    __slots__ = ("_is_secret", "enabled", "names", "patterns", "words")
+    __slots__ = ("enabled", "everywhere", "names", "patterns", "plain_keys", "value_patterns",
+                 "value_rules", "verdicts", "words")
 
     def __init__(
         self,
@@ -28,7 +68,15 @@ class Redaction:
         *,
         defaults: bool = True,
         enabled: bool = True,
+        values: bool = True,
+        everywhere: bool = False,
     ) -> None:
+        """``keys`` add secret names, ``patterns`` (regexes) match names and text in values.
+
+        ``values=False`` stops scanning values with the built-in patterns;
+        ``everywhere=True`` scans the per-call lines of ``@traced`` too (any
+        pattern of your own implies it).
+        """
         extra = tuple(key.lower() for key in keys)
         self.enabled = enabled
         self.words: tuple[str, ...] = (DEFAULT_SECRET_WORDS if defaults else ()) + extra
@@ -38,7 +86,64 @@ class Redaction:
         self.patterns: tuple[re.Pattern[str], ...] = tuple(
             re.compile(p) if isinstance(p, str) else p for p in patterns
         )
-        self._is_secret = functools.lru_cache(maxsize=4096)(self._judge)
+        builtin = DEFAULT_VALUE_RULES if enabled and defaults and values else ()
+        own = tuple(((), pattern) for pattern in self.patterns) if enabled else ()
+        self.value_rules: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = builtin + own
+        self.value_patterns: tuple[re.Pattern[str], ...] = tuple(
+            pattern for _anchors, pattern in self.value_rules)
+        self.everywhere = enabled and bool(self.value_patterns) and (
+            everywhere or bool(self.patterns))
+        self.verdicts: dict[str, bool] = {}
+        self.plain_keys: set[str] = set()
+        """Keys seen to be plain (ASCII, not secret): the encoder's fast path asks once."""
+        """Answers given so far, by key: hot paths look here before calling."""
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every secret-shaped part replaced (the same object if none)."""
+        if len(text) < MIN_SCANNED:
+            return text
+        for anchors, pattern in self.value_rules:
+            if anchors and not _anchored(anchors, text):
+                continue
+            if pattern.search(text) is not None:
+                text = pattern.sub(_replace, text)
+        return text
+
+    def holds_secret_text(self, text: str) -> bool:
+        """Whether :meth:`scrub` would change ``text`` (the cheap question asked first)."""
+        for anchors, pattern in self.value_rules:
+            if anchors and not _anchored(anchors, text):
+                continue
+            if pattern.search(text) is not None:
+                return True
+        return False
+
+    def scrub_encoded(self, value: object) -> object:
+        """An encoded value with its strings scrubbed; containers are copied only if changed.
+
+        Fields that name structure rather than hold data (``event_type``, ids,
+        ``function_name``, a tagged value's ``$type`` and ``class``...) are
+        left alone: they are code, and scanning them would only cost time.
+        """
+        kind = type(value)
+        if kind is str:
+            return self.scrub(value)  # type: ignore[arg-type]
+        if kind is dict:
+            changed: dict[object, object] | None = None
+            for key, item in value.items():  # type: ignore[attr-defined]
+                if key in STRUCTURAL_FIELDS:
+                    continue
+                new = self.scrub_encoded(item)
+                if new is not item:
+                    if changed is None:
+                        changed = dict(value)  # type: ignore[call-overload]
+                    changed[key] = new
+            return value if changed is None else changed
+        if kind is list:
+            items = [self.scrub_encoded(item) for item in value]  # type: ignore[attr-defined]
+            if any(new is not old for new, old in zip(items, value, strict=True)):  # type: ignore[call-overload]
+                return items
+        return value
 
     @classmethod
     def off(cls) -> Redaction:
@@ -46,18 +151,41 @@ class Redaction:
         return cls(defaults=False, enabled=False)
 
     def is_secret_key(self, key: str) -> bool:
-        """Whether values stored under ``key`` must be redacted."""
-        if not self.enabled:
-            return False
-        return self._is_secret(key)
+        """Whether values stored under ``key`` must be redacted (answers are cached)."""
+        verdict = self.verdicts.get(key)
+        if verdict is None:
+            verdict = self.enabled and self._judge(key)
+            if len(self.verdicts) >= _CACHE_SIZE:
+                self.verdicts.clear()  # keys are names in code: a full cache means churn
+            self.verdicts[key] = verdict
+        return verdict
 
     def _judge(self, key: str) -> bool:
+        """A word anywhere (``db_password``), or a short name as a whole token (``auth_header``,
+        ``SHOP_DB_PASS``, ``authHeader``; not ``author``), or a configured pattern."""
         lowered = key.lower()
-        if lowered in self.names:
+        if lowered in self.names or any(word in lowered for word in self.words):
             return True
-        if any(word in lowered for word in self.words):
+        tokens = _SEPARATOR.split(_CAMEL.sub("_", key).lower())
+        if any(token in self.names for token in tokens):
             return True
         return any(pattern.search(key) for pattern in self.patterns)
+
+
+def _anchored(anchors: tuple[str, ...], text: str) -> bool:
+    for anchor in anchors:  # noqa: SIM110 - a generator expression costs more than the searches
+        if anchor in text:
+            return True
+    return False
+
+
+def _replace(match: re.Match[str]) -> str:
+    if match.re.groups:
+        start, end = match.span(1)
+        whole_start = match.start()
+        text = match.group(0)
+        return text[: start - whole_start] + REDACTED_VALUE + text[end - whole_start:]
+    return REDACTED_VALUE
 
 
 DEFAULT_REDACTION: Final = Redaction()

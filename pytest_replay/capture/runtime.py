@@ -3,196 +3,292 @@
 Which frame an event belongs to lives in context variables, so threads and
 asyncio tasks each see their own call stack. The configuration itself is
 process-wide by nature (one sink per process) and lives on one
-:class:`Runtime` object.
+:class:`Runtime` object, whose every change bumps :attr:`Runtime.generation`:
+decorated functions cache what they precompute per generation, so they follow
+``configure()`` even when they were decorated before it ran.
 """
 
 from __future__ import annotations
 
-import linecache
+import os
 import random
 import sys
-import time
-import types
-import warnings
-from contextvars import ContextVar
+from collections.abc import Callable
 from typing import Any, Final, final
 
 import orjson
 
+from pytest_replay.capture.errors import error_event
+from pytest_replay.capture.frames import (
+    CURRENT_FRAME,
+    CURRENT_SCOPE,
+    UNSAMPLED,
+    FrameState,
+    Scope,
+    TraceRef,
+    frame_id,
+    json_string,
+)
 from pytest_replay.capture.ids import IDS
+from pytest_replay.capture.plain import HUGE, PLAIN, shape
 from pytest_replay.capture.redact import DEFAULT_REDACTION, Redaction
 from pytest_replay.capture.sinks import Sink
-from pytest_replay.format import events as ev
-from pytest_replay.format.values import DEFAULT_LIMITS, Limits, encode, encode_mapping
+from pytest_replay.capture.stats import SINK_ERROR, UNENCODABLE, SinkStats
+from pytest_replay.format.values import (
+    DEFAULT_LIMITS,
+    Limits,
+    encode,
+    encode_mapping,
+    redacted,
+)
 
 _NEWLINE: Final = orjson.OPT_APPEND_NEWLINE
-_SCALARS: Final = frozenset({int, float, bool, type(None)})
+_INT64: Final = 2**63
 
 
-@final
-class FrameState:
-    """The call an event belongs to. ``None`` id means "not sampled"."""
+def _scrubbing(write: Callable[[bytes], None], redaction: Redaction, runtime: Runtime
+               ) -> Callable[[bytes], None]:
+    """``write`` behind a value scan of every line (``Redaction(everywhere=True)``)."""
+    holds_secret_text = redaction.holds_secret_text
 
-    __slots__ = ("correlation_id", "recorded_error", "trace_id")
+    def scrub_then_write(line: bytes) -> None:
+        if holds_secret_text(line.decode("utf-8", "replace")):
+            try:
+                line = orjson.dumps(redaction.scrub_encoded(orjson.loads(line)),
+                                    option=_NEWLINE)
+            except Exception as exc:  # an unreadable line is not written unscrubbed
+                runtime.drop(f"cannot scrub a line: {type(exc).__name__}: {exc}", UNENCODABLE)
+                return
+        write(line)
 
-    def __init__(self, correlation_id: str | None, trace_id: str | None) -> None:
-        self.correlation_id = correlation_id
-        self.trace_id = trace_id
-        self.recorded_error: BaseException | None = None
-
-
-@final
-class Scope:
-    """One request: its id, its trace, and whether it is sampled."""
-
-    __slots__ = ("parent_correlation_id", "request_id", "roots", "sampled", "trace_id")
-
-    def __init__(self, request_id: str, trace_id: str, sampled: bool,
-                 parent_correlation_id: str | None) -> None:
-        self.request_id = request_id
-        self.trace_id = trace_id
-        self.sampled = sampled
-        self.parent_correlation_id = parent_correlation_id
-        self.roots = 0
-
-    def take_root_id(self) -> str:
-        """The request id for the first top-level call, then ``<id>.2``, ``<id>.3``..."""
-        self.roots += 1
-        return self.request_id if self.roots == 1 else f"{self.request_id}.{self.roots}"
+    return scrub_then_write
 
 
-CURRENT_FRAME: ContextVar[FrameState | None] = ContextVar("replay_frame", default=None)
-CURRENT_SCOPE: ContextVar[Scope | None] = ContextVar("replay_scope", default=None)
-UNSAMPLED: Final = FrameState(None, None)
+_SAMPLER: Final = random.Random()  # noqa: S311 - sampling, not secrecy
+"""Our own generator: wrapping ``random``'s module functions (replay does) never sees it."""
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_SAMPLER.seed)
+
+
+def _write_nowhere(line: bytes) -> None:
+    """The write target while no sink is configured."""
 
 
 @final
 class Runtime:
-    """The process's capture configuration and the single place events are emitted."""
+    """The process's capture configuration and the single place events are emitted.
 
-    __slots__ = ("active", "limits", "redaction", "sample_rate", "service", "sink",
-                 "track_errors_seen")
+    ``sink``, ``service``, ``redaction``, ``limits`` and ``sample_rate`` may be
+    set directly (replay does, around one run); each assignment bumps
+    :attr:`generation`.
+    """
+
+    __slots__ = ("_limits", "_redaction", "_sample_rate", "_service", "_sink", "_small_limits",
+                 "active",
+                 "generation", "is_secret", "last_sink", "max_str", "service_field", "stats",
+                 "write")
 
     def __init__(self) -> None:
-        self.sink: Sink | None = None
         self.active = False
-        self.service: str | None = None
-        self.redaction: Redaction = DEFAULT_REDACTION
-        self.limits: Limits = DEFAULT_LIMITS
-        self.sample_rate = 1.0
-        self.track_errors_seen = True
+        self.generation = 0
+        self._sink: Sink | None = None
+        self.last_sink: Sink | None = None
+        self.write: Callable[[bytes], None] = _write_nowhere
+        self._service: str | None = None
+        self.service_field = b""
+        self._redaction: Redaction = DEFAULT_REDACTION
+        self.is_secret: Callable[[str], bool] = DEFAULT_REDACTION.is_secret_key
+        self._limits: Limits = DEFAULT_LIMITS
+        self._small_limits: Limits = DEFAULT_LIMITS
+        self.max_str = DEFAULT_LIMITS.max_str
+        self.limits = DEFAULT_LIMITS  # through the setter: the small caps are derived
+        self._sample_rate = 1.0
+        self.stats = SinkStats()
+        """Drops that happen before a line reaches a sink with counters of its own."""
+
+    # -- configuration (each change invalidates what call sites precomputed) ----------
+
+    @property
+    def sink(self) -> Sink | None:
+        """Where lines go (None: nowhere)."""
+        return self._sink
+
+    @sink.setter
+    def sink(self, sink: Sink | None) -> None:
+        self._sink = sink
+        self._choose_write()
+        self.generation += 1
+
+    def _choose_write(self) -> None:
+        """The sink's own ``write``, or one that scrubs values first if redaction says so."""
+        sink = self._sink
+        if sink is None:
+            self.write = _write_nowhere
+        elif self._redaction.everywhere:
+            self.write = _scrubbing(sink.write, self._redaction, self)
+        else:
+            self.write = sink.write
+
+    @property
+    def service(self) -> str | None:
+        """The ``service`` field stamped on every event (distributed traces)."""
+        return self._service
+
+    @service.setter
+    def service(self, service: str | None) -> None:
+        self._service = service
+        self.service_field = (b',"service":"' + json_string(service) + b'"'
+                              if service is not None else b"")
+        self.generation += 1
+
+    @property
+    def redaction(self) -> Redaction:
+        """Which names are secret."""
+        return self._redaction
+
+    @redaction.setter
+    def redaction(self, redaction: Redaction) -> None:
+        self._redaction = redaction
+        self.is_secret = redaction.is_secret_key
+        self._choose_write()
+        self.generation += 1
+
+    @property
+    def limits(self) -> Limits:
+        """Caps on each captured value."""
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: Limits) -> None:
+        self._limits = limits
+        self._small_limits = Limits(max_str=limits.max_str, max_items=min(limits.max_items, 10),
+                                    max_depth=min(limits.max_depth, 3),
+                                    max_repr=limits.max_repr)
+        self.max_str = limits.max_str
+        self.generation += 1
+
+    @property
+    def sample_rate(self) -> float:
+        """Fraction of requests captured (whole requests)."""
+        return self._sample_rate
+
+    @sample_rate.setter
+    def sample_rate(self, rate: float) -> None:
+        self._sample_rate = rate
+        self.generation += 1
+
+    # -- emitting ---------------------------------------------------------------------
 
     def emit(self, event: dict[str, Any]) -> None:
-        """Encode and hand one event to the sink; never raises."""
-        sink = self.sink
-        if sink is None:
-            return
-        if self.service is not None:
-            event["service"] = self.service
+        """Encode one event dict and hand it to the sink; never raises."""
+        if self._service is not None:
+            event["service"] = self._service
+        redaction = self._redaction
         try:
+            if redaction.value_patterns and not redaction.everywhere:
+                event = redaction.scrub_encoded(event)  # type: ignore[assignment]
             line = orjson.dumps(event, option=_NEWLINE)
         except Exception as exc:  # an encoder gap must cost an event, not the request
-            _count_drop(sink, f"unencodable event: {exc}")
+            self.drop(f"unencodable event: {type(exc).__name__}: {exc}", UNENCODABLE)
             return
+        self.send(line)
+
+    def send(self, line: bytes) -> None:
+        """Hand one finished line to the sink; a raising sink costs the line, counted."""
         try:
-            sink.write(line)
+            self.write(line)
         except Exception as exc:
-            _count_drop(sink, f"sink failed: {type(exc).__name__}: {exc}")
+            self.sink_failed(exc)
+
+    def sink_failed(self, exc: Exception) -> None:
+        """Count the line a raising sink lost."""
+        self.drop(f"sink {type(self._sink).__name__}.write raised {type(exc).__name__}: {exc}",
+                  SINK_ERROR)
+
+    def drop(self, reason: str, category: str) -> None:
+        """Count one event lost before the sink took it (on the sink's counters if it has)."""
+        stats = getattr(self._sink, "stats", None)
+        (stats if isinstance(stats, SinkStats) else self.stats).drop(1, reason, category)
+
+    # -- sampling, encoding -----------------------------------------------------------
 
     def sampled(self) -> bool:
         """Decide, once per request, whether it is captured."""
-        rate = self.sample_rate
-        return rate >= 1.0 or (rate > 0.0 and random.random() < rate)  # noqa: S311
+        rate = self._sample_rate
+        return rate >= 1.0 or (rate > 0.0 and _SAMPLER.random() < rate)
 
     def encode(self, value: Any) -> Any:
         """Encode one value with this runtime's caps and redaction."""
         kind = type(value)
-        if kind in _SCALARS or (kind is str and len(value) <= self.limits.max_str):
+        if kind is str:
+            if len(value) <= self.max_str and value.isascii():
+                return value
+        elif kind is int:
+            if -_INT64 <= value < _INT64:
+                return value
+        elif kind is float:
+            if value - value == 0.0:  # false for nan and the infinities, which get tags
+                return value
+        elif kind is bool or value is None:
             return value
-        return encode(value, self.limits, self.redaction.is_secret_key)
+        verdict = self._shape(value)
+        if verdict == PLAIN:
+            return value
+        if verdict == HUGE:
+            return encode(value, self._small_limits, self.is_secret)
+        return encode(value, self._limits, self.is_secret)
+
+    def _shape(self, value: Any) -> int:
+        limits = self._limits
+        try:
+            redaction = self._redaction
+            return shape(value, limits.max_str, limits.max_items, limits.max_depth,
+                         self.is_secret, redaction.verdicts, redaction.plain_keys)
+        except Exception:  # a container another thread resized mid-look: be careful
+            return HUGE
 
     def encode_named(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Encode a name -> value mapping, redacting secret names."""
-        return encode_mapping(values, self.limits, self.redaction.is_secret_key)
+        """Encode a name -> value mapping (args, locals, context), redacting secret names."""
+        is_secret = self.is_secret
+        out: dict[str, Any] = {}
+        for name, value in values.items():
+            if type(name) is not str or not name.isascii():
+                return encode_mapping(values, self._limits, is_secret)
+            out[name] = redacted() if is_secret(name) else self.encode(value)
+        return out
 
     def error_event(self, exc: BaseException, correlation_id: str | None) -> dict[str, Any]:
         """An ``error`` event for ``exc`` at the innermost frame it passed through."""
-        tb = exc.__traceback__
-        frame: types.FrameType | None = None
-        lineno = 0
-        while tb is not None:
-            frame, lineno = tb.tb_frame, tb.tb_lineno
-            tb = tb.tb_next
-        event: dict[str, Any] = {
-            "event_type": ev.ERROR,
-            "timestamp_ns": time.time_ns(),
-            "correlation_id": correlation_id,
-            "error_type": type(exc).__name__,
-            "error_module": type(exc).__module__,
-            "message": _message(exc, self.limits.max_str),
-        }
-        if frame is not None:
-            code = frame.f_code
-            event["function_name"] = code.co_name
-            event["filename"] = code.co_filename
-            event["lineno"] = lineno
-            source = linecache.getline(code.co_filename, lineno).strip()
-            if source:
-                event["source_line"] = source
-            event["locals"] = self.encode_named(_safe_locals(frame))
-        return event
+        return error_event(exc, correlation_id, self)
+
+    # -- frames -----------------------------------------------------------------------
+
+    def open_root(self) -> tuple[FrameState, bytes]:
+        """Frame and entry-line reference part for a top-level call (UNSAMPLED if not captured)."""
+        scope = CURRENT_SCOPE.get()
+        if scope is None:
+            if self._sample_rate < 1.0 and not self.sampled():
+                return UNSAMPLED, b""
+            cid_b = next(IDS.ids)
+            return (cid_b, TraceRef(cid_b.decode("ascii"))), b""
+        if not scope.sampled:
+            return UNSAMPLED, b""
+        cid = scope.take_root_id()
+        ref = scope.parent_ref + (scope.trace.field if cid != scope.trace_id else b"")
+        return (json_string(cid), scope.trace), ref
 
 
-def _message(exc: BaseException, limit: int) -> str:
-    try:
-        text = str(exc)
-    except Exception:
-        return "<unprintable message>"
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _safe_locals(frame: types.FrameType) -> dict[str, Any]:
-    try:
-        return {k: v for k, v in frame.f_locals.items() if not k.startswith("__")}
-    except Exception:
-        return {}
-
-
-def _count_drop(sink: Sink, reason: str) -> None:
-    stats = getattr(sink, "stats", None)
-    if stats is not None:
-        stats.drop(1, reason)
-    else:
-        RUNTIME_DROPS.drop(reason)
-
-
-@final
-class _LooseDrops:
-    """Drops of sinks that keep no stats of their own."""
-
-    __slots__ = ("count", "reported")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.reported = False
-
-    def drop(self, reason: str) -> None:
-        self.count += 1
-        if not self.reported:
-            self.reported = True
-            warnings.warn(f"telemetry-replay: dropping events ({reason})", RuntimeWarning,
-                          stacklevel=1)
-
-
-RUNTIME_DROPS: Final = _LooseDrops()
 RUNTIME: Final = Runtime()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=RUNTIME.stats.reset_after_fork)
 
 
 def current_ids() -> tuple[str | None, str | None]:
     """``(correlation_id, trace_id)`` events emitted right now belong to."""
     frame = CURRENT_FRAME.get()
     if frame is not None:
-        return frame.correlation_id, frame.trace_id
+        trace = frame[1]
+        return frame_id(frame), trace.trace_id if trace is not None else None
     scope = CURRENT_SCOPE.get()
     if scope is not None:
         return (scope.request_id, scope.trace_id) if scope.sampled else (None, None)
@@ -202,24 +298,41 @@ def current_ids() -> tuple[str | None, str | None]:
 def new_frame_ids() -> tuple[str | None, str | None, str | None]:
     """``(correlation_id, parent_id, trace_id)`` for a call starting now.
 
-    ``correlation_id`` is None when the request is not sampled.
+    ``correlation_id`` is None when the request is not sampled. Low-level
+    emitters use this; ``@traced`` does the same inline.
     """
     parent = CURRENT_FRAME.get()
     if parent is not None:
-        if parent.correlation_id is None:
+        trace = parent[1]
+        if parent[0] is None or trace is None:
             return None, None, None
-        return IDS.next(), parent.correlation_id, parent.trace_id
-    scope = CURRENT_SCOPE.get()
-    if scope is not None:
-        if not scope.sampled:
-            return None, None, None
-        return scope.take_root_id(), scope.parent_correlation_id, scope.trace_id
-    if not RUNTIME.sampled():
+        return IDS.next(), frame_id(parent), trace.trace_id
+    frame, _ref = RUNTIME.open_root()
+    trace = frame[1]
+    if frame[0] is None or trace is None:
         return None, None, None
-    cid = IDS.next()
-    return cid, None, cid
+    scope = CURRENT_SCOPE.get()
+    parent_id = scope.parent_correlation_id if scope is not None else None
+    return frame_id(frame), parent_id, trace.trace_id
 
 
 def python_version() -> str:
     """The interpreter version, for context events."""
     return ".".join(map(str, sys.version_info[:3]))
+
+
+__all__ = [
+    "CURRENT_FRAME",
+    "CURRENT_SCOPE",
+    "RUNTIME",
+    "UNSAMPLED",
+    "FrameState",
+    "Runtime",
+    "Scope",
+    "TraceRef",
+    "current_ids",
+    "frame_id",
+    "json_string",
+    "new_frame_ids",
+    "python_version",
+]

@@ -1,8 +1,18 @@
 """``@traced``: function entry/exit, arguments, outcome and errors, for sync and async code.
 
-Work done once per decorated function (names, redaction of parameter names,
-the static part of the entry event) is done at decoration time, so each call
-pays only for what changes: ids, the clock, the arguments and the outcome.
+This is the hot path of the whole product, so it is written for speed:
+
+* everything static about a call site is encoded once per configuration
+  into ``bytes`` templates (:mod:`pytest_replay.capture.callsite`), and each
+  call only pastes in the clock, the ids, the arguments and the result;
+* a line goes from Python values to JSON bytes in one ``orjson.dumps`` plus
+  one ``%`` formatting, with no event dict built;
+* ids are pre-escaped bytes, so they are never encoded again;
+* nothing about the call is kept once it returns (lines are bytes).
+
+Capture never changes what the function does: its exceptions propagate
+unchanged, generators are returned unconsumed, and any failure of capture
+itself costs events (counted), never the call.
 """
 
 from __future__ import annotations
@@ -11,167 +21,80 @@ import functools
 import inspect
 import time
 from collections.abc import Callable
-from typing import Any, Final, TypeVar, cast, final
+from typing import Any, Final, TypeVar, cast
 
-from pytest_replay.capture.runtime import (
-    CURRENT_FRAME,
-    RUNTIME,
-    UNSAMPLED,
-    FrameState,
-    new_frame_ids,
-)
+from pytest_replay.capture.callsite import CallSite, plain, value_json
+from pytest_replay.capture.errors import message_of
+from pytest_replay.capture.ids import IDS
+from pytest_replay.capture.runtime import CURRENT_FRAME, RUNTIME, UNSAMPLED, frame_id
+from pytest_replay.capture.stats import UNENCODABLE
 from pytest_replay.format import events as ev
-from pytest_replay.format.values import redacted
 
 F = TypeVar("F", bound=Callable[..., Any])
 TRACED_ATTRIBUTE: Final = "__telemetry_replay_traced__"
 TRACED_CODES: set[object] = set()
 """Code objects of decorated functions: replay's observer skips them (the wrapper reports)."""
 
+_clock: Final = time.time_ns
+_get_frame: Final = CURRENT_FRAME.get
+_set_frame: Final = CURRENT_FRAME.set
+_reset_frame: Final = CURRENT_FRAME.reset
+_WRAPPER_CODES: set[object] = set()
+"""Code objects of our wrappers: a traceback passing through one was recorded there."""
 
-@final
-class CallSite:
-    """What is known about a decorated function before it is ever called."""
 
-    __slots__ = ("_names", "_redaction", "_secret", "function_name", "keyword_only", "module",
-                 "positional", "qualname", "varargs", "varkw")
+def _capture_failed(exc: Exception) -> None:
+    RUNTIME.drop(f"capture failed: {type(exc).__name__}: {exc}", UNENCODABLE)
 
-    def __init__(self, function: Callable[..., Any]) -> None:
-        code = getattr(function, "__code__", None)
-        self.function_name: str = getattr(function, "__name__", "?")
-        self.module: str = getattr(function, "__module__", None) or "?"
-        self.qualname: str = getattr(function, "__qualname__", self.function_name)
-        self.positional: tuple[str, ...] = ()
-        self.keyword_only: frozenset[str] = frozenset()
-        self.varargs: str | None = None
-        self.varkw: str | None = None
-        if code is not None:
-            count = code.co_argcount
-            names = code.co_varnames
-            self.positional = tuple(names[:count])
-            index = count + code.co_kwonlyargcount
-            self.keyword_only = frozenset(names[count:index])
-            if code.co_flags & inspect.CO_VARARGS:
-                self.varargs = names[index]
-                index += 1
-            if code.co_flags & inspect.CO_VARKEYWORDS:
-                self.varkw = names[index]
-        self._names: tuple[str, ...] = tuple(code.co_varnames) if code is not None else ()
-        self._redaction: object = None
-        self._secret: frozenset[str] = frozenset()
 
-    def secret(self) -> frozenset[str]:
-        """Parameter names to redact, recomputed when ``configure`` changes redaction."""
-        redaction = RUNTIME.redaction
-        if redaction is not self._redaction:
-            self._secret = frozenset(n for n in self._names if redaction.is_secret_key(n))
-            self._redaction = redaction
-        return self._secret
+def _recorded_below(exc: BaseException) -> bool:
+    """Whether ``exc`` passed through another traced call below this one (which recorded it).
 
-    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Encoded ``name -> value`` of the arguments actually passed."""
-        encode = RUNTIME.encode
-        secret = self.secret()
-        out: dict[str, Any] = {}
-        positional = self.positional
-        for index, value in enumerate(args):
-            if index < len(positional):
-                name = positional[index]
-                out[name] = redacted() if name in secret else encode(value)
-            else:
-                extra = args[index:]
-                out[self.varargs or "*args"] = [encode(item) for item in extra]
-                break
-        if kwargs:
-            named = {
-                k: v
-                for k, v in kwargs.items()
-                if self.varkw is None or k in positional or k in self.keyword_only
-            }
-            spill = {k: v for k, v in kwargs.items() if k not in named}
-            if named:
-                out.update(RUNTIME.encode_named(named))
-            if spill:
-                out[self.varkw or "**kwargs"] = RUNTIME.encode_named(spill)
-        return out
+    The traceback starts at the wrapper handling it; any other wrapper frame
+    further down is a traced callee that already wrote the ``error`` event.
+    """
+    tb = exc.__traceback__
+    tb = tb.tb_next if tb is not None else None
+    codes = _WRAPPER_CODES
+    while tb is not None:
+        if tb.tb_frame.f_code in codes:
+            return True
+        tb = tb.tb_next
+    return False
 
-    def entry(self, cid: str, parent: str | None, trace_id: str | None,
-              args: dict[str, Any]) -> dict[str, Any]:
-        """The ``function_entry`` event."""
-        event: dict[str, Any] = {
-            "event_type": ev.FUNCTION_ENTRY,
-            "timestamp_ns": time.time_ns(),
-            "correlation_id": cid,
-            "function_name": self.function_name,
-            "module": self.module,
-            "qualname": self.qualname,
-            "args": args,
-            "v": ev.FORMAT_VERSION,
-        }
-        if parent is not None:
-            event["parent_correlation_id"] = parent
-        if trace_id is not None and trace_id != cid:
-            event["trace_id"] = trace_id
-        return event
 
-    def exit_ok(self, cid: str, started: int, result: Any) -> dict[str, Any]:
-        """The ``function_exit`` event of a call that returned."""
-        now = time.time_ns()
-        return {
-            "event_type": ev.FUNCTION_EXIT,
-            "timestamp_ns": now,
-            "correlation_id": cid,
-            "function_name": self.function_name,
-            "return_value": RUNTIME.encode(result),
-            "duration_ns": now - started,
-        }
+def _record_failure(site: CallSite, cid_b: bytes, started: int, exc: BaseException) -> None:
+    """Emit the ``error`` event (once per exception) and the failing ``function_exit``.
 
-    def exit_error(self, state: FrameState, started: int, exc: BaseException) -> None:
-        """Emit the ``error`` event (once per exception) and the failing ``function_exit``."""
-        cid = state.correlation_id
-        if not _already_recorded(exc):
-            _mark_recorded(exc)
+    The innermost traced call records the error with its failing frame's
+    locals; outer calls it passes through write only their exit with
+    ``error: true``.
+    """
+    try:
+        cid = frame_id((cid_b, None))
+        if not _recorded_below(exc):
             RUNTIME.emit(RUNTIME.error_event(exc, cid))
-        now = time.time_ns()
+        now = _clock()
         RUNTIME.emit({
             "event_type": ev.FUNCTION_EXIT,
             "timestamp_ns": now,
             "correlation_id": cid,
-            "function_name": self.function_name,
+            "function_name": site.function_name,
             "error": True,
             "error_type": type(exc).__name__,
-            "message": _short_message(exc),
+            "message": message_of(exc, 500),
             "duration_ns": now - started,
         })
-
-
-_RECORDED: Final = "__telemetry_replay_recorded__"
-
-
-def _already_recorded(exc: BaseException) -> bool:
-    try:
-        return bool(getattr(exc, _RECORDED, False))
-    except Exception:
-        return False
-
-
-def _mark_recorded(exc: BaseException) -> None:
-    try:
-        setattr(exc, _RECORDED, True)
-    except Exception:  # exceptions without __dict__ are recorded again by outer frames
-        return
-
-
-def _short_message(exc: BaseException) -> str:
-    try:
-        text = str(exc)
-    except Exception:
-        return "<unprintable message>"
-    return text if len(text) <= 500 else text[:500] + "..."
+    except Exception as failure:  # capture must never replace the application's exception
+        _capture_failed(failure)
 
 
 def traced(function: F) -> F:
-    """Record each call of ``function`` (sync or async; methods too) as entry/exit events."""
+    """Record each call of ``function`` (sync or async; methods too) as entry/exit events.
+
+    Generator functions are wrapped too: the call is recorded, and the
+    generator is returned untouched (never iterated by capture).
+    """
     if isinstance(function, (classmethod, staticmethod)):
         inner = traced(function.__func__)
         return cast(F, type(function)(inner))
@@ -190,79 +113,149 @@ def traced(function: F) -> F:
 
 
 def _sync_wrapper(function: Callable[..., Any], site: CallSite) -> Callable[..., Any]:
-    @functools.wraps(function)
+    rt = RUNTIME
+    ids = IDS
+    clock, get_frame, set_frame, reset_frame = _clock, _get_frame, _set_frame, _reset_frame
+
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not RUNTIME.active:
+        if not rt.active:
             return function(*args, **kwargs)
-        cid, parent, trace_id = new_frame_ids()
-        if cid is None:
-            token = CURRENT_FRAME.set(UNSAMPLED)
+        parent = get_frame()
+        if parent is not None and parent[0] is None:
+            return function(*args, **kwargs)  # inside a request sampling left out
+        started = clock()
+        try:
+            if site.generation != rt.generation:
+                site.refresh()
+            if parent is None:
+                state, ref = rt.open_root()
+                cid_b = state[0]
+                line = site.root_format % (
+                    started, cid_b, ref,
+                    site.positional_json(args) if not kwargs else site.args_json(args, kwargs),
+                ) if cid_b is not None else b""
+            else:
+                trace = parent[1]
+                cid_b = next(ids.ids)
+                state = (cid_b, trace)
+                line = site.entry_format % (
+                    started, cid_b, parent[0], trace.field,  # type: ignore[union-attr]
+                    site.positional_json(args) if not kwargs else site.args_json(args, kwargs))
+        except Exception as exc:
+            _capture_failed(exc)
+            state, cid_b = UNSAMPLED, None  # this call runs uncaptured, and so do its callees
+        else:
+            try:
+                if line:
+                    rt.write(line)
+            except Exception as exc:
+                rt.sink_failed(exc)
+        token = set_frame(state)
+        if cid_b is None:  # sampling left this request out: its callees skip capture cheaply
             try:
                 return function(*args, **kwargs)
             finally:
-                CURRENT_FRAME.reset(token)
-        state = FrameState(cid, trace_id)
-        token = CURRENT_FRAME.set(state)
-        try:
-            RUNTIME.emit(site.entry(cid, parent, trace_id, site.bind(args, kwargs)))
-            started = time.time_ns()
-        except Exception:
-            started = 0
+                reset_frame(token)
         try:
             result = function(*args, **kwargs)
         except BaseException as exc:
-            _safely(site.exit_error, state, started, exc)
+            try:
+                reset_frame(token)
+            except ValueError:  # finished in another context than it started in
+                set_frame(parent)
+            _record_failure(site, cid_b, started, exc)
             raise
-        finally:
-            CURRENT_FRAME.reset(token)
-        _safely_emit_exit(site, cid, started, result)
+        try:
+            reset_frame(token)
+        except ValueError:
+            set_frame(parent)
+        try:
+            now = clock()
+            line = site.exit_format % (now, cid_b, site.result_json(result), now - started)
+        except Exception as exc:
+            _capture_failed(exc)
+        else:
+            try:
+                rt.write(line)
+            except Exception as exc:
+                rt.sink_failed(exc)
         return result
 
-    return wrapper
+    _WRAPPER_CODES.add(wrapper.__code__)
+    return functools.wraps(function)(wrapper)
 
 
 def _async_wrapper(function: Callable[..., Any], site: CallSite) -> Callable[..., Any]:
-    @functools.wraps(function)
+    rt = RUNTIME
+    ids = IDS
+    clock, get_frame, set_frame, reset_frame = _clock, _get_frame, _set_frame, _reset_frame
+
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not RUNTIME.active:
+        if not rt.active:
             return await function(*args, **kwargs)
-        cid, parent, trace_id = new_frame_ids()
-        if cid is None:
-            token = CURRENT_FRAME.set(UNSAMPLED)
+        parent = get_frame()
+        if parent is not None and parent[0] is None:
+            return await function(*args, **kwargs)  # inside a request sampling left out
+        started = clock()
+        try:
+            if site.generation != rt.generation:
+                site.refresh()
+            if parent is None:
+                state, ref = rt.open_root()
+                cid_b = state[0]
+                line = site.root_format % (
+                    started, cid_b, ref,
+                    site.positional_json(args) if not kwargs else site.args_json(args, kwargs),
+                ) if cid_b is not None else b""
+            else:
+                trace = parent[1]
+                cid_b = next(ids.ids)
+                state = (cid_b, trace)
+                line = site.entry_format % (
+                    started, cid_b, parent[0], trace.field,  # type: ignore[union-attr]
+                    site.positional_json(args) if not kwargs else site.args_json(args, kwargs))
+        except Exception as exc:
+            _capture_failed(exc)
+            state, cid_b = UNSAMPLED, None  # this call runs uncaptured, and so do its callees
+        else:
+            try:
+                if line:
+                    rt.write(line)
+            except Exception as exc:
+                rt.sink_failed(exc)
+        token = set_frame(state)
+        if cid_b is None:
             try:
                 return await function(*args, **kwargs)
             finally:
-                CURRENT_FRAME.reset(token)
-        state = FrameState(cid, trace_id)
-        token = CURRENT_FRAME.set(state)
-        try:
-            RUNTIME.emit(site.entry(cid, parent, trace_id, site.bind(args, kwargs)))
-            started = time.time_ns()
-        except Exception:
-            started = 0
+                reset_frame(token)
         try:
             result = await function(*args, **kwargs)
         except BaseException as exc:
-            _safely(site.exit_error, state, started, exc)
+            try:
+                reset_frame(token)
+            except ValueError:
+                set_frame(parent)
+            _record_failure(site, cid_b, started, exc)
             raise
-        finally:
-            CURRENT_FRAME.reset(token)
-        _safely_emit_exit(site, cid, started, result)
+        try:
+            reset_frame(token)
+        except ValueError:
+            set_frame(parent)
+        try:
+            now = clock()
+            line = site.exit_format % (now, cid_b, site.result_json(result), now - started)
+        except Exception as exc:
+            _capture_failed(exc)
+        else:
+            try:
+                rt.write(line)
+            except Exception as exc:
+                rt.sink_failed(exc)
         return result
 
-    return wrapper
+    _WRAPPER_CODES.add(wrapper.__code__)
+    return functools.wraps(function)(wrapper)
 
 
-def _safely(emit: Callable[[FrameState, int, BaseException], None], state: FrameState,
-            started: int, exc: BaseException) -> None:
-    try:
-        emit(state, started, exc)
-    except Exception:  # capture must never replace the application's own exception
-        return
-
-
-def _safely_emit_exit(site: CallSite, cid: str, started: int, result: Any) -> None:
-    try:
-        RUNTIME.emit(site.exit_ok(cid, started, result))
-    except Exception:
-        return
+__all__ = ["TRACED_ATTRIBUTE", "TRACED_CODES", "CallSite", "plain", "traced", "value_json"]

@@ -1,0 +1,253 @@
+"""What a decorated function knows before it is called, and how its arguments become JSON.
+
+Everything static about a call site (names, the redacted parameters, the
+constant parts of both event lines, the service field) is encoded once per
+configuration into ``bytes`` templates; each call only pastes in the clock,
+the ids, the arguments and the result. Scalar arguments go to ``orjson``
+as they are, after checks that prove the encoder would write them the same.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, Final, final
+
+import orjson
+
+from pytest_replay.capture.runtime import RUNTIME
+from pytest_replay.format import events as ev
+from pytest_replay.format.values import redacted
+
+_SAFE_NOT_FLOAT: Final = frozenset({str, int, bool, type(None)})
+"""Types orjson writes as the encoder would (floats too, when finite), given the checks
+made after dumping: orjson refuses ints past 64 bits and lone surrogates (TypeError), and
+a dump no longer than the string cap holds no string past it."""
+_dumps: Final = orjson.dumps
+
+
+def plain(value: Any) -> Any:
+    """``value`` itself when orjson writes it exactly as the encoder would, else its encoding."""
+    return RUNTIME.encode(value)
+
+
+def value_json(value: Any) -> bytes:
+    """One value as JSON bytes, capped and redacted like every captured value."""
+    if value is None:
+        return b"null"
+    kind = type(value)
+    if (kind is float and value - value == 0.0) or kind in _SAFE_NOT_FLOAT:
+        try:
+            out = _dumps(value)
+        except TypeError:  # an int beyond 64 bits, a lone surrogate: the encoder tags them
+            return _dumps(RUNTIME.encode(value))
+        if len(out) <= RUNTIME.max_str:
+            return out
+    return _dumps(plain(value))
+
+
+_REDACTED_JSON: Final = _dumps(redacted())
+
+
+def _redacted_json(value: Any) -> bytes:
+    """The result of a function whose name says it is secret."""
+    return _REDACTED_JSON
+
+
+def _escape(fragment: bytes) -> bytes:
+    return fragment.replace(b"%", b"%%")
+
+
+@final
+class CallSite:
+    """What is known about a decorated function before it is ever called."""
+
+    __slots__ = (
+        "_names",
+        "entry_format",
+        "exit_format",
+        "function_name",
+        "generation",
+        "keyword_only",
+        "module",
+        "positional",
+        "positional_json",
+        "positional_only",
+        "qualname",
+        "result_json",
+        "root_format",
+        "secret",
+        "varargs",
+        "varkw",
+    )
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        code = getattr(function, "__code__", None)
+        self.function_name: str = getattr(function, "__name__", None) or "?"
+        self.module: str = getattr(function, "__module__", None) or "?"
+        self.qualname: str = getattr(function, "__qualname__", None) or self.function_name
+        self.positional: tuple[str, ...] = ()
+        self.positional_only = 0
+        self.keyword_only: frozenset[str] = frozenset()
+        self.varargs: str | None = None
+        self.varkw: str | None = None
+        if code is not None:
+            count = code.co_argcount
+            names = code.co_varnames
+            self.positional = tuple(names[:count])
+            self.positional_only = code.co_posonlyargcount
+            index = count + code.co_kwonlyargcount
+            self.keyword_only = frozenset(names[count:index])
+            if code.co_flags & inspect.CO_VARARGS:
+                self.varargs = names[index]
+                index += 1
+            if code.co_flags & inspect.CO_VARKEYWORDS:
+                self.varkw = names[index]
+        self._names: tuple[str, ...] = tuple(code.co_varnames) if code is not None else ()
+        self.generation = -1
+        self.secret: frozenset[str] = frozenset()
+        self.entry_format = self.root_format = self.exit_format = b""
+        self.positional_json: Callable[[tuple[Any, ...]], bytes] = self._bound_json
+        """``args -> JSON`` for calls without keyword arguments (the common case)."""
+        self.result_json: Callable[[Any], bytes] = value_json
+        """``result -> JSON``, redacted whole for a secret-looking name (``issue_api_key``)."""
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute what depends on the configuration (redaction, service, caps).
+
+        The three templates take, in order: ``entry_format`` (timestamp, id,
+        parent id, trace field, args), ``root_format`` (timestamp, id,
+        reference fields, args), ``exit_format`` (timestamp, id, return value,
+        duration).
+        """
+        is_secret = RUNTIME.is_secret
+        self.secret = frozenset(name for name in self._names if is_secret(name))
+        self.result_json = _redacted_json if is_secret(self.function_name) else value_json
+        if any(name in self.secret for name in self.positional):
+            self.positional_json = self._bound_json
+        else:
+            self.positional_json = _positional_binder(self.positional, self._bound_json)
+        name = _escape(_dumps(self.function_name))
+        service = _escape(RUNTIME.service_field)
+        head = b'{"event_type":"' + ev.FUNCTION_ENTRY.encode() + b'","timestamp_ns":%d,'
+        tail = (b',"function_name":' + name
+                + b',"module":' + _escape(_dumps(self.module))
+                + b',"qualname":' + _escape(_dumps(self.qualname))
+                + b',"args":%b,"v":' + str(ev.FORMAT_VERSION).encode() + service + b"}\n")
+        self.entry_format = head + b'"correlation_id":"%b","parent_correlation_id":"%b"%b' + tail
+        self.root_format = head + b'"correlation_id":"%b"%b' + tail
+        self.exit_format = (
+            b'{"event_type":"' + ev.FUNCTION_EXIT.encode() + b'","timestamp_ns":%d,'
+            b'"correlation_id":"%b","function_name":' + name
+            + b',"return_value":%b,"duration_ns":%d' + service + b"}\n"
+        )
+        self.generation = RUNTIME.generation
+
+    def _bound_json(self, args: tuple[Any, ...]) -> bytes:
+        return _dumps(self.bind(args, {}))
+
+    def args_json(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+        """The ``args`` object of the entry line, as JSON bytes."""
+        if not kwargs:
+            return self.positional_json(args)
+        return _dumps(self.bind(args, kwargs))
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Encoded ``name -> value`` of the arguments actually passed."""
+        secret = self.secret
+        out: dict[str, Any] = {}
+        positional = self.positional
+        for index, value in enumerate(args):
+            if index < len(positional):
+                name = positional[index]
+                out[name] = redacted() if name in secret else plain(value)
+            else:
+                out[self.varargs or "*args"] = [plain(item) for item in args[index:]]
+                break
+        if kwargs:
+            if self.varkw is None:
+                named, spill = kwargs, {}
+            else:
+                # Positional-only names passed by keyword land in **kwargs, as in Python.
+                bindable = set(positional[self.positional_only:]) | self.keyword_only
+                named = {k: v for k, v in kwargs.items() if k in bindable}
+                spill = {k: v for k, v in kwargs.items() if k not in bindable}
+            if named:
+                out.update(RUNTIME.encode_named(named))
+            if spill:
+                out[self.varkw or "**kwargs"] = RUNTIME.encode_named(spill)
+        return out
+
+
+def _plain_json(names: tuple[str, ...], args: tuple[Any, ...]) -> bytes:
+    return _dumps({name: plain(value) for name, value in zip(names, args, strict=False)})
+
+
+def _positional_binder(names: tuple[str, ...], general: Callable[[tuple[Any, ...]], bytes]
+                       ) -> Callable[[tuple[Any, ...]], bytes]:
+    """``args -> JSON`` for positional calls of a site with no secret parameter.
+
+    Scalars (finite floats, ints, strs, bools, None) are dumped as they are;
+    orjson refuses ints past 64 bits and lone surrogates, and a dump longer
+    than the string cap may hold a long string, so both go to ``general``
+    (the encoder), like any other type. Unrolled for the common small
+    arities: a loop costs more than the encoding.
+    """
+    safe = _SAFE_NOT_FLOAT
+    runtime = RUNTIME
+    if len(names) == 1:
+        (n0,) = names
+
+        def bind1(args: tuple[Any, ...]) -> bytes:
+            if len(args) == 1:
+                a = args[0]
+                ta = type(a)
+                if (ta is float and a - a == 0.0) or ta in safe:
+                    try:
+                        out = _dumps({n0: a})
+                    except TypeError:
+                        return general(args)
+                    if len(out) <= runtime.max_str:
+                        return out
+            return general(args)
+
+        return bind1
+    if len(names) == 2:
+        n0, n1 = names
+
+        def bind2(args: tuple[Any, ...]) -> bytes:
+            if len(args) == 2:
+                a, b = args
+                ta, tb = type(a), type(b)
+                if ((ta is float and a - a == 0.0) or ta in safe) and (
+                        (tb is float and b - b == 0.0) or tb in safe):
+                    try:
+                        out = _dumps({n0: a, n1: b})
+                    except TypeError:
+                        return general(args)
+                    if len(out) <= runtime.max_str:
+                        return out
+            return general(args)
+
+        return bind2
+    if len(names) == 3:
+        n0, n1, n2 = names
+
+        def bind3(args: tuple[Any, ...]) -> bytes:
+            if len(args) == 3:
+                a, b, c = args
+                ta, tb, tc = type(a), type(b), type(c)
+                if ((ta is float and a - a == 0.0) or ta in safe) and (
+                        (tb is float and b - b == 0.0) or tb in safe) and (
+                        (tc is float and c - c == 0.0) or tc in safe):
+                    try:
+                        out = _dumps({n0: a, n1: b, n2: c})
+                    except TypeError:
+                        return general(args)
+                    if len(out) <= runtime.max_str:
+                        return out
+            return general(args)
+
+        return bind3
+    return general
