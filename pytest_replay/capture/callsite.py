@@ -15,14 +15,22 @@ from typing import Any, Final, final
 
 import orjson
 
+from pytest_replay.capture.redact import MIN_SCANNED
 from pytest_replay.capture.runtime import RUNTIME
 from pytest_replay.format import events as ev
 from pytest_replay.format.values import redacted
 
-_SAFE_NOT_FLOAT: Final = frozenset({str, int, bool, type(None)})
-"""Types orjson writes as the encoder would (floats too, when finite), given the checks
-made after dumping: orjson refuses ints past 64 bits and lone surrogates (TypeError), and
-a dump no longer than the string cap holds no string past it."""
+_SAFE_NOT_FLOAT: Final = frozenset({int, bool, type(None)})
+"""Types orjson writes as the encoder would (floats too, when finite; strings too, when
+short or free of secret-shaped text, see :func:`_plain_str`), given the checks made after
+dumping: orjson refuses ints past 64 bits and lone surrogates (TypeError), and a dump no
+longer than the string cap holds no string past it."""
+
+
+def _plain_str(value: str) -> bool:
+    """Whether a string may skip the encoder: nothing in it the value scan would redact."""
+    scan = RUNTIME.secret_text
+    return scan is None or len(value) < MIN_SCANNED or not scan(value)
 _dumps: Final = orjson.dumps
 
 
@@ -36,7 +44,8 @@ def value_json(value: Any) -> bytes:
     if value is None:
         return b"null"
     kind = type(value)
-    if (kind is float and value - value == 0.0) or kind in _SAFE_NOT_FLOAT:
+    if (kind is float and value - value == 0.0) or kind in _SAFE_NOT_FLOAT or (
+            kind is str and _plain_str(value)):
         try:
             out = _dumps(value)
         except TypeError:  # an int beyond 64 bits, a lone surrogate: the encoder tags them
@@ -203,7 +212,8 @@ def _positional_binder(names: tuple[str, ...], general: Callable[[tuple[Any, ...
             if len(args) == 1:
                 a = args[0]
                 ta = type(a)
-                if (ta is float and a - a == 0.0) or ta in safe:
+                if (ta is float and a - a == 0.0) or ta in safe or (
+                        ta is str and _plain_str(a)):
                     try:
                         out = _dumps({n0: a})
                     except TypeError:
@@ -220,8 +230,10 @@ def _positional_binder(names: tuple[str, ...], general: Callable[[tuple[Any, ...
             if len(args) == 2:
                 a, b = args
                 ta, tb = type(a), type(b)
-                if ((ta is float and a - a == 0.0) or ta in safe) and (
-                        (tb is float and b - b == 0.0) or tb in safe):
+                if ((ta is float and a - a == 0.0) or ta in safe or (
+                        ta is str and _plain_str(a))) and (
+                        (tb is float and b - b == 0.0) or tb in safe or (
+                        tb is str and _plain_str(b))):
                     try:
                         out = _dumps({n0: a, n1: b})
                     except TypeError:
@@ -238,9 +250,12 @@ def _positional_binder(names: tuple[str, ...], general: Callable[[tuple[Any, ...
             if len(args) == 3:
                 a, b, c = args
                 ta, tb, tc = type(a), type(b), type(c)
-                if ((ta is float and a - a == 0.0) or ta in safe) and (
-                        (tb is float and b - b == 0.0) or tb in safe) and (
-                        (tc is float and c - c == 0.0) or tc in safe):
+                if ((ta is float and a - a == 0.0) or ta in safe or (
+                        ta is str and _plain_str(a))) and (
+                        (tb is float and b - b == 0.0) or tb in safe or (
+                        tb is str and _plain_str(b))) and (
+                        (tc is float and c - c == 0.0) or tc in safe or (
+                        tc is str and _plain_str(c))):
                     try:
                         out = _dumps({n0: a, n1: b, n2: c})
                     except TypeError:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any, Final
 
+from pytest_replay.capture.redact import MIN_SCANNED
 from pytest_replay.format.values import TAG
 
 PLAIN: Final = 0
@@ -50,7 +51,7 @@ _LEAVES: Final = (types.FunctionType, types.BuiltinFunctionType, types.MethodTyp
 
 def shape(value: Any, max_str: int, max_items: int, max_depth: int,
           is_secret: Callable[[str], bool], verdicts: dict[str, bool],
-          safe_keys: set[str]) -> int:
+          safe_keys: set[str], secret_text: Callable[[str], bool] | None = None) -> int:
     """``PLAIN``, ``BOUNDED`` or ``HUGE`` for ``value`` at depth 0 (see the module doc).
 
     ``verdicts`` caches ``is_secret`` by key: a dict lookup costs less than the call.
@@ -59,6 +60,8 @@ def shape(value: Any, max_str: int, max_items: int, max_depth: int,
     Only types are asked questions and attributes are read with
     ``object.__getattribute__``, as the encoder does: no property, no
     ``__getattr__`` and no iteration of anything but builtin containers.
+    ``secret_text`` (when values are scanned) makes a string holding
+    secret-shaped text not plain, so the encoder and the scrubber see it.
     """
     budget = BUDGET
     plain = True
@@ -67,7 +70,9 @@ def shape(value: Any, max_str: int, max_items: int, max_depth: int,
         node, depth = stack.pop()
         kind = type(node)
         if kind is str:
-            if len(node) > max_str or not node.isascii():
+            if len(node) > max_str or not node.isascii() or (
+                    secret_text is not None and len(node) >= MIN_SCANNED
+                    and secret_text(node)):
                 plain = False
             continue
         if kind is int:
@@ -116,7 +121,9 @@ def shape(value: Any, max_str: int, max_items: int, max_depth: int,
             # Scalars are checked inline: a stack entry per element would cost more.
             kind = type(item)
             if kind is str:
-                if len(item) > max_str or not item.isascii():
+                if len(item) > max_str or not item.isascii() or (
+                        secret_text is not None and len(item) >= MIN_SCANNED
+                        and secret_text(item)):
                     plain = False
             elif kind is float:
                 if item - item != 0.0:

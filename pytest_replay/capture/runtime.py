@@ -31,7 +31,7 @@ from pytest_replay.capture.frames import (
 )
 from pytest_replay.capture.ids import IDS
 from pytest_replay.capture.plain import HUGE, PLAIN, shape
-from pytest_replay.capture.redact import DEFAULT_REDACTION, Redaction
+from pytest_replay.capture.redact import DEFAULT_REDACTION, MIN_SCANNED, Redaction
 from pytest_replay.capture.sinks import Sink
 from pytest_replay.capture.stats import SINK_ERROR, UNENCODABLE, SinkStats
 from pytest_replay.format.values import (
@@ -44,6 +44,34 @@ from pytest_replay.format.values import (
 
 _NEWLINE: Final = orjson.OPT_APPEND_NEWLINE
 _INT64: Final = 2**63
+
+
+_CACHED_TEXT: Final = 64
+_CACHED_TEXTS: Final = 8192
+
+
+def _text_scanner(redaction: Redaction) -> Callable[[str], bool] | None:
+    """The value scan every captured string goes through, unless values are not scanned.
+
+    On by default: a Bearer token or an ``api_key=`` in a plain argument is as
+    secret as one under a secret name. Strings are checked for cheap literal
+    anchors first, so a call with numbers or ordinary words pays almost nothing.
+    """
+    if not redaction.enabled or not redaction.value_patterns or redaction.everywhere:
+        return None  # off, or the whole line is scanned on its way to the sink
+    holds = redaction.holds_secret_text
+    seen: dict[str, bool] = {}
+
+    def scan(text: str) -> bool:
+        # Short strings repeat (names, statuses, ids): remember a bounded number of answers.
+        verdict = seen.get(text)
+        if verdict is None:
+            verdict = holds(text)
+            if len(text) <= _CACHED_TEXT and len(seen) < _CACHED_TEXTS:
+                seen[text] = verdict
+        return verdict
+
+    return scan
 
 
 def _scrubbing(write: Callable[[bytes], None], redaction: Redaction, runtime: Runtime
@@ -84,9 +112,8 @@ class Runtime:
     """
 
     __slots__ = ("_limits", "_redaction", "_sample_rate", "_service", "_sink", "_small_limits",
-                 "active",
-                 "generation", "is_secret", "last_sink", "max_str", "service_field", "stats",
-                 "write")
+                 "active", "generation", "is_secret", "last_sink", "max_str", "secret_text",
+                 "service_field", "stats", "write")
 
     def __init__(self) -> None:
         self.active = False
@@ -98,6 +125,8 @@ class Runtime:
         self.service_field = b""
         self._redaction: Redaction = DEFAULT_REDACTION
         self.is_secret: Callable[[str], bool] = DEFAULT_REDACTION.is_secret_key
+        self.secret_text: Callable[[str], bool] | None = _text_scanner(DEFAULT_REDACTION)
+        """Whether a string value holds secret-shaped text (None: values are not scanned)."""
         self._limits: Limits = DEFAULT_LIMITS
         self._small_limits: Limits = DEFAULT_LIMITS
         self.max_str = DEFAULT_LIMITS.max_str
@@ -150,6 +179,7 @@ class Runtime:
     def redaction(self, redaction: Redaction) -> None:
         self._redaction = redaction
         self.is_secret = redaction.is_secret_key
+        self.secret_text = _text_scanner(redaction)
         self._choose_write()
         self.generation += 1
 
@@ -222,7 +252,10 @@ class Runtime:
         kind = type(value)
         if kind is str:
             if len(value) <= self.max_str and value.isascii():
-                return value
+                scan = self.secret_text
+                if scan is None or len(value) < MIN_SCANNED or not scan(value):
+                    return value
+                return self._redaction.scrub(value)
         elif kind is int:
             if -_INT64 <= value < _INT64:
                 return value
@@ -234,16 +267,19 @@ class Runtime:
         verdict = self._shape(value)
         if verdict == PLAIN:
             return value
-        if verdict == HUGE:
-            return encode(value, self._small_limits, self.is_secret)
-        return encode(value, self._limits, self.is_secret)
+        limits = self._small_limits if verdict == HUGE else self._limits
+        encoded = encode(value, limits, self.is_secret)
+        if self.secret_text is not None:
+            encoded = self._redaction.scrub_encoded(encoded)
+        return encoded
 
     def _shape(self, value: Any) -> int:
         limits = self._limits
         try:
             redaction = self._redaction
             return shape(value, limits.max_str, limits.max_items, limits.max_depth,
-                         self.is_secret, redaction.verdicts, redaction.plain_keys)
+                         self.is_secret, redaction.verdicts, redaction.plain_keys,
+                         self.secret_text)
         except Exception:  # a container another thread resized mid-look: be careful
             return HUGE
 
