@@ -45,6 +45,7 @@ __all__ = [
     "REDACTED_CARD",
     "ServedError",
     "active_layer",
+    "as_written",
     "body_fields",
     "http_capture_installed",
     "install_http_capture",
@@ -476,6 +477,18 @@ def request_fields(method: str, url: str, header_pairs: Iterable[tuple[Any, Any]
         "request_headers": headers,
     }
     fields.update(body_fields("request", body, _content_type(headers), max_body))
+    return fields
+
+
+def as_written(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` as the sink receives them: emit scans values for secret-shaped text too.
+
+    Replay matches a live request against a recorded one in this form.
+    """
+    redaction = RUNTIME.redaction
+    if redaction.enabled and redaction.value_patterns:
+        scrubbed: dict[str, Any] = redaction.scrub_encoded(fields)  # type: ignore[assignment]
+        return scrubbed
     return fields
 
 
