@@ -2,8 +2,9 @@
 
 A frame is one call, named by the ``correlation_id`` of its
 ``function_entry``. A root is a frame whose ``parent_correlation_id`` is
-absent or names no frame in the file; each root becomes one replay. Orphans,
-duplicate entries and parent cycles are reported as problems, never fatal.
+absent, names itself, or names no frame in the file; each root becomes one
+replay. Orphans, duplicate entries and parent cycles are reported as
+warnings, never fatal. The rules are written down in docs/trace-format.md.
 """
 
 from __future__ import annotations
@@ -11,12 +12,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pytest_replay.format.events import ERROR, FUNCTION_ENTRY, FUNCTION_EXIT, Event
-from pytest_replay.format.reader import LineEvent, ReadResult, TraceProblem, read_trace
+from pytest_replay.format.reader import (
+    LineEvent,
+    ReadResult,
+    TraceProblem,
+    paused_gc,
+    read_trace,
+)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Frame:
     """One recorded call and everything that happened directly inside it."""
 
@@ -64,6 +72,7 @@ class Root:
 
     frame: Frame
     events: list[LineEvent]
+    """Every event of the tree: by ``timestamp_ns`` when all have one, else by line."""
     path: str
 
     @property
@@ -95,22 +104,30 @@ class Root:
     def incident_error(self) -> LineEvent | None:
         """The error that ended the request, if it ended in one.
 
-        Either the root exited by raising, or the recording stops at an error
-        that no later exit shows was caught (the seed's incident).
+        Either the root exited by raising (its last error event, or the exit
+        itself when no error event was recorded), or the root has no exit and
+        the recording stops at an error: after the last error event there is
+        nothing but exits that raised too (the seed's incident). Any other
+        event after it means the request went on, so the error was caught.
         """
-        errors = [item for item in self.events if item.event.get("event_type") == ERROR]
-        if not errors:
+        events = self.events
+        last = -1
+        for index in range(len(events) - 1, -1, -1):
+            if events[index].event.get("event_type") == ERROR:
+                last = index
+                break
+        root_exit = self.frame.exit
+        if root_exit is not None:
+            if not self.frame.raised:
+                return None
+            return events[last] if last >= 0 else root_exit
+        if last < 0:
             return None
-        if self.frame.exit is not None:
-            return errors[-1] if self.frame.raised else None
-        last = errors[-1]
-        caught = any(
-            item.event.get("event_type") == FUNCTION_EXIT
-            and not item.event.get("error")
-            and item.line > last.line
-            for item in self.events
-        )
-        return None if caught else last
+        for item in events[last + 1 :]:
+            event = item.event
+            if event.get("event_type") != FUNCTION_EXIT or not event.get("error"):
+                return None
+        return events[last]
 
     @property
     def is_incident(self) -> bool:
@@ -142,16 +159,19 @@ class Trace:
 
 def load_trace(path: str | Path) -> Trace:
     """Read and model one trace file."""
-    return build_trace(read_trace(path))
+    with paused_gc():
+        return build_trace(read_trace(path))
 
 
 def build_trace(result: ReadResult) -> Trace:
     """Turn read events into frames and roots, reporting what does not fit."""
-    builder = _Builder(result.path, list(result.problems))
-    return builder.build(result.events)
+    with paused_gc():
+        return _Builder(result.path, list(result.problems)).build(result.events)
 
 
 class _Builder:
+    """One pass to find frames, one to link them, one to place every event."""
+
     def __init__(self, path: str, problems: list[TraceProblem]) -> None:
         self.path = path
         self.problems = problems
@@ -164,15 +184,17 @@ class _Builder:
 
     def build(self, events: list[LineEvent]) -> Trace:
         self.collect_frames(events)
-        self.link_parents()
-        roots_frames = [frame for frame in self.frames.values() if frame.parent is None]
-        self.report_cycles(roots_frames)
-        orphans = self.attach_events(events)
-        roots = [self.make_root(frame) for frame in roots_frames]
-        roots.sort(key=lambda root: root.line)
+        root_frames = self.link_parents()
+        placement, per_root = self.find_roots(root_frames)
+        orphans = self.place_events(events, placement)
+        roots = [
+            Root(frame, _time_ordered(tree_events), self.path)
+            for frame, tree_events in zip(root_frames, per_root)  # noqa: B905 - same length
+        ]
         return Trace(self.path, roots, self.frames, orphans, self.problems)
 
     def collect_frames(self, events: list[LineEvent]) -> None:
+        frames = self.frames
         for item in events:
             event = item.event
             if event.get("event_type") != FUNCTION_ENTRY:
@@ -181,77 +203,93 @@ class _Builder:
             if not cid:
                 self.warn(item.line, "function_entry without an id (ignored)", "correlation_id")
                 continue
-            if cid in self.frames:
-                first = self.frames[cid].entry.line
-                self.warn(item.line, f"duplicate entry for {cid!r} (first at line {first}; "
-                          "this one is ignored)", "correlation_id")
+            first = frames.get(cid)
+            if first is not None:
+                self.warn(item.line, f"duplicate entry for {cid!r} (first at line "
+                          f"{first.entry.line}; this one is ignored)", "correlation_id")
                 continue
-            self.frames[cid] = Frame(cid, item)
+            frames[cid] = Frame(cid, item)
 
-    def link_parents(self) -> None:
-        for frame in self.frames.values():
+    def link_parents(self) -> list[Frame]:
+        """Attach each frame to its parent; return the roots in line order."""
+        frames = self.frames
+        roots: list[Frame] = []
+        for cid, frame in frames.items():
             parent_id = frame.entry.event.get("parent_correlation_id")
-            if parent_id and parent_id != frame.correlation_id and parent_id in self.frames:
-                frame.parent = self.frames[parent_id]
-            elif parent_id == frame.correlation_id:
-                self.warn(frame.entry.line, "frame names itself as parent (treated as a root)",
-                          "parent_correlation_id")
-        for frame in self.frames.values():
-            if frame.parent is not None:
-                frame.parent.children.append(frame)
-        for frame in self.frames.values():
-            frame.children.sort(key=lambda child: child.entry.line)
+            parent = frames.get(parent_id) if parent_id else None
+            if parent is None:
+                roots.append(frame)
+            elif parent is frame:
+                self.warn(frame.entry.line, f"frame {cid!r} names itself as parent "
+                          "(treated as a root)", "parent_correlation_id")
+                roots.append(frame)
+            else:
+                frame.parent = parent
+                parent.children.append(frame)  # frames are in line order, so children are too
+        return roots
 
-    def report_cycles(self, roots: list[Frame]) -> None:
-        reachable: set[str] = set()
+    def find_roots(
+        self, roots: list[Frame]
+    ) -> tuple[dict[str, tuple[Frame, list[LineEvent] | None]], list[list[LineEvent]]]:
+        """Map every frame id to its frame and its root's event list (one list per root).
+
+        Frames no root reaches sit in or under a parent cycle: reported, and
+        their events go nowhere (None).
+        """
+        placement: dict[str, tuple[Frame, list[LineEvent] | None]] = {}
+        per_root: list[list[LineEvent]] = []
         for root in roots:
-            reachable.update(frame.correlation_id for frame in root.walk())
-        for cid, frame in self.frames.items():
-            if cid not in reachable:
-                self.warn(frame.entry.line, f"frame {cid!r} is part of a parent cycle "
-                          "(not replayed)", "parent_correlation_id")
+            tree_events: list[LineEvent] = []
+            per_root.append(tree_events)
+            for frame in root.walk():
+                placement[frame.correlation_id] = (frame, tree_events)
+        if len(placement) != len(self.frames):
+            for cid, frame in self.frames.items():
+                if cid not in placement:
+                    placement[cid] = (frame, None)
+                    self.warn(frame.entry.line, f"frame {cid!r} is in or under a parent cycle "
+                              "(not replayed)", "parent_correlation_id")
+        return placement, per_root
 
-    def attach_events(self, events: list[LineEvent]) -> list[LineEvent]:
+    def place_events(
+        self, events: list[LineEvent], placement: dict[str, tuple[Frame, list[LineEvent] | None]]
+    ) -> list[LineEvent]:
+        """Give each event to its frame and its root's list; return the orphans."""
         orphans: list[LineEvent] = []
         for item in events:
             event = item.event
-            kind = event.get("event_type")
             cid = event.get("correlation_id")
-            frame = self.frames.get(cid) if isinstance(cid, str) else None
-            if frame is None:
+            placed = placement.get(cid) if type(cid) is str else None
+            if placed is None:
                 orphans.append(item)
                 continue
+            frame, tree_events = placed
+            kind = event.get("event_type")
             if kind == FUNCTION_ENTRY:
-                continue
-            if kind == FUNCTION_EXIT:
-                if frame.exit is None:
-                    frame.exit = item
-                else:
+                if frame.entry is not item:
+                    continue  # a duplicate entry, already reported
+            elif kind == FUNCTION_EXIT:
+                if frame.exit is not None:
                     self.warn(item.line, f"second exit for {cid!r} (ignored)", "correlation_id")
-                continue
-            frame.events.append(item)
+                    continue
+                frame.exit = item
+            else:
+                frame.events.append(item)
+            if tree_events is not None:
+                tree_events.append(item)
         for item in orphans:
-            self.warn(item.line, f"event belongs to no recorded call "
-                      f"({item.event.get('correlation_id')!r})", "correlation_id")
+            cid = item.event.get("correlation_id")
+            why = "it has no correlation_id" if cid is None else f"no function_entry for {cid!r}"
+            self.warn(item.line, f"event belongs to no recorded call ({why})", "correlation_id")
         return orphans
-
-    def make_root(self, frame: Frame) -> Root:
-        ordered: list[LineEvent] = []
-        for member in frame.walk():
-            ordered.append(member.entry)
-            ordered.extend(member.events)
-            if member.exit is not None:
-                ordered.append(member.exit)
-        ordered.sort(key=lambda item: item.line)
-        return Root(frame, _time_ordered(ordered), self.path)
 
 
 def _time_ordered(events: list[LineEvent]) -> list[LineEvent]:
-    """Order by timestamp when every event has one (merged logs), else by line."""
-    stamps = [item.event.get("timestamp_ns") for item in events]
-    if all(isinstance(stamp, int) for stamp in stamps):
-        return sorted(events, key=lambda item: (item.event["timestamp_ns"], item.line))
-    return events
+    """Order by timestamp when every event has one (merged logs), else keep line order."""
+    stamps: list[Any] = [item.event.get("timestamp_ns") for item in events]
+    if None in stamps or stamps == sorted(stamps):  # the reader let only int or null through
+        return events
+    return sorted(events, key=lambda item: (item.event["timestamp_ns"], item.line))
 
 
 def events_of(roots: Iterable[Root]) -> Iterator[Event]:

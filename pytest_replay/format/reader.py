@@ -1,71 +1,68 @@
 """Stream trace events from JSONL files (plain or gzip), one line at a time.
 
-Nothing here reads a whole file into memory. Every problem names the file,
-the line, the column where known, and the field; a problem in one line never
-loses the other lines. A last line cut short (a crash mid-write) is kept aside
-with a warning rather than failing the trace.
+Nothing here reads a whole file into memory, and no line is held past a cap.
+Every problem names the file, the line, the column where known, and the
+field; a problem in one line never loses the other lines. A last line cut
+short (a crash mid-write) is kept aside with a warning rather than failing
+the trace. The rules are written down in docs/trace-format.md.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gc
 import gzip
 import io
-import json
-import re
 import sys
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final, Literal
+from typing import IO, Any, Final, cast
 
 import orjson
 
-from pytest_replay.format.events import (
-    INT_FIELDS,
-    KNOWN_EVENT_TYPES,
-    MAPPING_FIELDS,
-    STRING_FIELDS,
-    Event,
+from pytest_replay.format import lines as _lines
+from pytest_replay.format.events import FORMAT_VERSION, KNOWN_EVENT_TYPES, Event
+from pytest_replay.format.lines import (
+    MAX_LINE_BYTES,
+    CutShortLine,
+    LineParser,
+    Severity,
+    TraceFormatError,
+    TraceProblem,
+    check_fields,
+    cut_short,
+    parse_line,
 )
 
+__all__ = [
+    "MAX_LINE_BYTES",
+    "CutShortLine",
+    "LineEvent",
+    "LineParser",
+    "ReadResult",
+    "Severity",
+    "TraceFormatError",
+    "TraceProblem",
+    "check_fields",
+    "gunzip_if_compressed",
+    "iter_events",
+    "open_binary",
+    "parse_line",
+    "paused_gc",
+    "read_stream",
+    "read_trace",
+]
+
 _BOM: Final = b"\xef\xbb\xbf"
-_LONG_INT: Final = re.compile(rb"\d{20,}")
 _GZIP_MAGIC: Final = b"\x1f\x8b"
-MAX_LINE_BYTES: Final = 64 * 1024 * 1024
-
-Severity = Literal["error", "warning"]
-
-
-@dataclass(frozen=True)
-class TraceProblem:
-    """One thing wrong with a trace, located precisely enough to fix it."""
-
-    path: str
-    line: int
-    message: str
-    field: str | None = None
-    column: int | None = None
-    severity: Severity = "error"
-
-    def location(self) -> str:
-        """``file:line[:col]`` in the form editors and terminals link."""
-        where = f"{self.path}:{self.line}"
-        return f"{where}:{self.column}" if self.column else where
-
-    def __str__(self) -> str:
-        what = f"field '{self.field}': " if self.field else ""
-        return f"{self.location()}: {what}{self.message}"
+_DRAIN_CHUNK: Final = 1024 * 1024
+_FLUSH_EVERY: Final = 1024
 
 
-class TraceFormatError(ValueError):
-    """A trace line that cannot be used; carries the :class:`TraceProblem`."""
-
-    def __init__(self, problem: TraceProblem) -> None:
-        super().__init__(str(problem))
-        self.problem = problem
-
-
-@dataclass
+@dataclass(slots=True)
 class LineEvent:
     """An event together with where it came from (for reportinfo and errors)."""
 
@@ -80,153 +77,221 @@ class ReadResult:
     path: str
     events: list[LineEvent] = field(default_factory=list)
     problems: list[TraceProblem] = field(default_factory=list)
+    cut_short: bytes | None = None
+    """The unterminated last line that did not parse (a crash mid-write), as read."""
 
     @property
     def errors(self) -> list[TraceProblem]:
         """Problems that make some of the trace unusable."""
         return [p for p in self.problems if p.severity == "error"]
 
+    @property
+    def warnings(self) -> list[TraceProblem]:
+        """Problems that lost nothing important (unknown types, a cut last line...)."""
+        return [p for p in self.problems if p.severity == "warning"]
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a trace is read and modelled.
+
+    Each parsed event is a few container objects that live until the end of
+    the read. The collector would re-walk all of them every time its young
+    generation fills, which doubles the read time; nothing built here is
+    garbage that needs it. The previous state is restored on the way out.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
 
 def open_binary(path: str | Path) -> IO[bytes]:
-    """Open a trace for reading, transparently un-gzipping by content, not name."""
+    """Open a trace for reading (``-`` is stdin), un-gzipping by content, not name."""
     if str(path) == "-":
-        return sys.stdin.buffer
+        return gunzip_if_compressed(sys.stdin.buffer)
     raw = open(path, "rb")  # noqa: SIM115 - handed to the caller, who closes it
-    head = raw.peek(2)[:2] if isinstance(raw, io.BufferedReader) else b""
-    if head == _GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    return raw
-
-
-def iter_raw_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, bool]]:
-    """Yield ``(line number, bytes, ended with a newline)`` for non-blank lines."""
-    for number, raw in enumerate(stream, start=1):
-        complete = raw.endswith(b"\n")
-        line = raw.rstrip(b"\r\n")
-        if number == 1 and line.startswith(_BOM):
-            line = line[len(_BOM) :]
-        if line.strip():
-            yield number, line, complete
-
-
-def parse_line(line: bytes, path: str, number: int) -> Event:
-    """Decode one line into an event, or raise :class:`TraceFormatError`."""
-    if len(line) > MAX_LINE_BYTES:
-        raise TraceFormatError(
-            TraceProblem(path, number, f"line is {len(line)} bytes, over the {MAX_LINE_BYTES} cap")
-        )
     try:
-        event = _loads_exact(line)
-    except (orjson.JSONDecodeError, ValueError, RecursionError) as exc:
-        column = getattr(exc, "colno", None)
-        message = getattr(exc, "msg", None) or str(exc)
-        raise TraceFormatError(
-            TraceProblem(path, number, f"not valid JSON: {message}", column=column)
-        ) from None
-    if not isinstance(event, dict):
-        raise TraceFormatError(
-            TraceProblem(path, number, f"expected a JSON object, got {type(event).__name__}")
-        )
-    check_fields(event, path, number)
-    return event
+        compressed = raw.peek(2)[:2] == _GZIP_MAGIC
+    except BaseException:
+        raw.close()
+        raise
+    if not compressed:
+        return raw
+    raw.close()
+    return cast(IO[bytes], gzip.open(path, "rb"))  # owns (and closes) its own file
 
 
-def _loads_exact(line: bytes) -> Any:
-    # orjson turns integers past 64 bits into floats; such lines go through the
-    # exact (slower) standard parser so no value silently changes.
-    if _LONG_INT.search(line) is None:
-        return orjson.loads(line)
-    return json.loads(line, parse_constant=_reject_constant)
+def gunzip_if_compressed(stream: IO[bytes]) -> IO[bytes]:
+    """``stream`` itself, or a decompressing view of it when it starts with the gzip magic."""
+    peekable: Any = stream
+    if not callable(getattr(stream, "peek", None)):
+        if not isinstance(stream, (io.RawIOBase, io.BytesIO)):
+            return stream
+        peekable = io.BufferedReader(cast(Any, stream))
+    if bytes(peekable.peek(2)[:2]) == _GZIP_MAGIC:
+        return cast(IO[bytes], gzip.GzipFile(fileobj=peekable, mode="rb"))
+    return cast(IO[bytes], peekable)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON (write it as a tagged float)")
+def _skip_rest_of_line(readline: Callable[[int], bytes]) -> bool:
+    while True:
+        chunk = readline(_DRAIN_CHUNK)
+        if not chunk:
+            return False
+        if chunk.endswith(b"\n"):
+            return True
 
 
-def check_fields(event: dict[str, Any], path: str, number: int) -> None:
-    """Raise if a known field has the wrong type; unknown fields are kept as they are."""
-    kind = event.get("event_type")
-    if kind is None:
-        raise TraceFormatError(TraceProblem(path, number, "missing", field="event_type"))
-    for name in STRING_FIELDS:
-        value = event.get(name)
-        if value is not None and not isinstance(value, str):
-            raise TraceFormatError(
-                TraceProblem(path, number, f"must be a string, got {_json_type(value)}", name)
-            )
-    for name in INT_FIELDS:
-        value = event.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise TraceFormatError(
-                TraceProblem(path, number, f"must be an integer, got {_json_type(value)}", name)
-            )
-    for name in MAPPING_FIELDS:
-        value = event.get(name)
-        if value is not None and not isinstance(value, dict):
-            raise TraceFormatError(
-                TraceProblem(path, number, f"must be an object, got {_json_type(value)}", name)
-            )
+def _scan(stream: IO[bytes], name: str, events: list[LineEvent]
+          ) -> Iterator[TraceProblem | None]:
+    """Append every good event of ``stream`` to ``events``; yield every problem.
 
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    return {str: "string", int: "integer", float: "number", list: "array", dict: "object"}.get(
-        type(value), type(value).__name__
-    )
+    Problems come in file order relative to the events appended before them.
+    ``None`` is yielded every :data:`_FLUSH_EVERY` lines so a streaming
+    consumer can hand on and clear ``events``. ``stream`` must already be
+    decompressed (see :func:`gunzip_if_compressed`). Each unknown event type
+    and a newer format version are reported once. The common case runs
+    inline, without a Python call per line; a line that does not pass it goes
+    through :func:`parse_line`, which says what is wrong with it.
+    """
+    readline = stream.readline
+    limit = _lines.MAX_LINE_BYTES + 1  # read at call time, so tests can lower the cap
+    loads = orjson.loads
+    append = events.append
+    digit_map, long_run, long_negative = _lines.DIGIT_MAP, _lines.LONG_RUN, _lines.LONG_NEGATIVE
+    known_shapes = _lines.KnownShapes()
+    shapes = known_shapes.shapes
+    unknown: set[str] = set()
+    newer = False
+    number = 0
+    try:
+        for raw in iter(functools.partial(readline, limit), b""):
+            number += 1
+            if not number % _FLUSH_EVERY:
+                yield None
+            event: Any = None
+            if raw[-1] == 0x0A:  # orjson skips the line ending itself: no copy to strip it
+                digits = raw.translate(digit_map)
+                if long_run not in digits and long_negative not in digits:
+                    try:
+                        event = loads(raw)
+                    except orjson.JSONDecodeError:
+                        event = None
+            if (
+                type(event) is not dict
+                or (
+                    (*event, *map(type, event.values())) not in shapes
+                    and not known_shapes.check(event)
+                )
+            ):
+                # The slow path: a BOM, a blank or unterminated line, a long
+                # integer, a line over the cap, or something wrong to report.
+                complete = raw.endswith(b"\n")
+                if not complete and len(raw) >= limit:
+                    complete = _skip_rest_of_line(readline)
+                    line = raw
+                else:
+                    line = raw.rstrip(b"\r\n")
+                    if number == 1 and line.startswith(_BOM):
+                        line = line[len(_BOM) :]
+                    if not line or line.isspace():
+                        continue
+                try:
+                    event = parse_line(line, name, number)
+                except TraceFormatError as exc:
+                    yield exc.problem if complete else cut_short(exc.problem, line)
+                    continue
+            kind = event["event_type"]
+            if kind not in KNOWN_EVENT_TYPES and kind not in unknown:
+                unknown.add(kind)
+                yield TraceProblem(
+                    name, number, f"unknown event type {kind!r} (kept and shown; "
+                    "later lines of this type are not reported again)",
+                    field="event_type", severity="warning",
+                )
+            version = event.get("v")
+            if version is not None and version != FORMAT_VERSION:
+                if version < 1:
+                    yield TraceProblem(name, number, f"must be 1 or more, got {version}",
+                                       field="v")
+                    continue
+                if not newer:
+                    newer = True
+                    yield TraceProblem(
+                        name, number, f"written by format version {version}; this reader "
+                        f"knows {FORMAT_VERSION} (fields it does not know are kept, not "
+                        "interpreted)", field="v", severity="warning",
+                    )
+            append(LineEvent(number, event))
+    except EOFError as exc:
+        yield TraceProblem(name, number + 1, f"compressed stream ends early ({exc}); "
+                           "the lines before are kept", severity="warning")
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        yield TraceProblem(name, number + 1, f"compressed stream is corrupt: {exc}")
+    except OSError as exc:
+        yield TraceProblem(name, number + 1, f"cannot read: {exc}")
 
 
 def read_trace(path: str | Path) -> ReadResult:
     """Read every event of one trace file, collecting problems instead of stopping."""
     name = str(path)
-    result = ReadResult(name)
     try:
-        with open_binary(path) as stream:
-            _read_into(stream, name, result)
+        stream = open_binary(path)
     except OSError as exc:
-        result.problems.append(TraceProblem(name, 0, f"cannot read: {exc}"))
-    return result
+        return ReadResult(name, problems=[TraceProblem(name, 0, f"cannot read: {exc}")])
+    with stream:
+        return _read(stream, name)
 
 
-def read_stream(stream: IO[bytes], name: str) -> ReadResult:
-    """Like :func:`read_trace`, for an already open binary stream (stdin)."""
-    result = ReadResult(name)
-    _read_into(stream, name, result)
-    return result
-
-
-def _read_into(stream: IO[bytes], name: str, result: ReadResult) -> None:
+def read_stream(stream: IO[bytes], name: str = "-") -> ReadResult:
+    """Like :func:`read_trace`, for an already open binary stream (stdin); gzip is detected."""
     try:
-        for number, line, complete in iter_raw_lines(stream):
-            try:
-                event = parse_line(line, name, number)
-            except TraceFormatError as exc:
-                problem = exc.problem
-                if not complete:
-                    problem = TraceProblem(
-                        name, number, "last line is cut short (kept aside)",
-                        column=problem.column, severity="warning",
-                    )
-                result.problems.append(problem)
+        opened = gunzip_if_compressed(stream)
+    except OSError as exc:
+        return ReadResult(name, problems=[TraceProblem(name, 0, f"cannot read: {exc}")])
+    return _read(opened, name)
+
+
+def _read(stream: IO[bytes], name: str) -> ReadResult:
+    result = ReadResult(name)
+    with paused_gc():
+        for problem in _scan(stream, name, result.events):
+            if problem is None:
                 continue
-            if event["event_type"] not in KNOWN_EVENT_TYPES:
-                result.problems.append(TraceProblem(
-                    name, number, f"unknown event type {event['event_type']!r} (kept)",
-                    field="event_type", severity="warning",
-                ))
-            result.events.append(LineEvent(number, event))
-    except (EOFError, gzip.BadGzipFile, OSError) as exc:
-        line = result.events[-1].line + 1 if result.events else 1
-        result.problems.append(TraceProblem(name, line, f"compressed stream is corrupt: {exc}"))
+            result.problems.append(problem)
+            if isinstance(problem, CutShortLine):
+                result.cut_short = problem.raw
+    return result
 
 
-def iter_events(paths: Iterable[str | Path]) -> Iterator[tuple[str, LineEvent]]:
-    """Yield good events of many files lazily (for tools that stream big logs)."""
+def iter_events(
+    paths: Iterable[str | Path],
+    on_problem: Callable[[TraceProblem], None] | None = None,
+) -> Iterator[tuple[str, LineEvent]]:
+    """Yield good events of many files lazily (for tools that stream big logs).
+
+    Bad lines and unreadable files are skipped; ``on_problem`` hears about
+    each one (``extract-traces`` counts them), so nothing is lost silently.
+    """
     for path in paths:
         name = str(path)
-        with open_binary(path) as stream:
-            for number, line, _complete in iter_raw_lines(stream):
-                try:
-                    yield name, LineEvent(number, parse_line(line, name, number))
-                except TraceFormatError:
-                    continue
+        try:
+            stream = open_binary(path)
+        except OSError as exc:
+            if on_problem is not None:
+                on_problem(TraceProblem(name, 0, f"cannot read: {exc}"))
+            continue
+        buffer: list[LineEvent] = []
+        with stream:
+            for problem in _scan(stream, name, buffer):
+                for item in buffer:
+                    yield name, item
+                buffer.clear()
+                if problem is not None and on_problem is not None:
+                    on_problem(problem)
+            for item in buffer:
+                yield name, item

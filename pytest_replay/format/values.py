@@ -13,11 +13,14 @@ import dataclasses
 import datetime as _dt
 import decimal
 import enum
+import math
 import re
 import types
 import uuid
 from collections.abc import Callable
 from typing import Any, Final, final
+
+import orjson
 
 TAG: Final = "$type"
 REDACTED_TEXT: Final = "[REDACTED]"
@@ -31,9 +34,15 @@ KeyPredicate = Callable[[str], bool]
 
 @final
 class Limits:
-    """Caps that keep one captured value small, whatever the application passes."""
+    """Caps that keep one captured value small, whatever the application passes.
 
-    __slots__ = ("max_depth", "max_items", "max_repr", "max_str")
+    ``max_items`` and ``max_depth`` bound each container; ``max_nodes`` bounds
+    the whole value, so a structure that shares itself (the same 100-item
+    list 100 times, eight levels deep) cannot make the encoder walk 100**8
+    paths.
+    """
+
+    __slots__ = ("max_depth", "max_items", "max_nodes", "max_repr", "max_str")
 
     def __init__(
         self,
@@ -41,11 +50,13 @@ class Limits:
         max_items: int = 100,
         max_depth: int = 8,
         max_repr: int = 200,
+        max_nodes: int = 100_000,
     ) -> None:
         self.max_str = max_str
         self.max_items = max_items
         self.max_depth = max_depth
         self.max_repr = max_repr
+        self.max_nodes = max_nodes
 
 
 DEFAULT_LIMITS: Final = Limits()
@@ -59,7 +70,18 @@ def class_path(cls: type) -> str:
     """``module:qualname`` of a class: the form tagged values use to name types."""
     module = getattr(cls, "__module__", None) or "?"
     qualname = getattr(cls, "__qualname__", None) or getattr(cls, "__name__", "?")
-    return f"{module}:{qualname}"
+    return clean_text(f"{module}:{qualname}")
+
+
+def clean_text(text: str) -> str:
+    """``text`` with lone surrogates written as ``\\udxxx`` (JSON cannot carry them)."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def redacted(rule: str = "key") -> dict[str, str]:
@@ -88,13 +110,15 @@ def encode_mapping(
     out: dict[str, JSON] = {}
     encoder = _Encoder(limits, is_secret_key)
     for name, item in mapping.items():
-        if is_secret_key(name):
-            out[name] = redacted()
+        key = clean_text(name if type(name) is str else _safe_str(name, 200))
+        if is_secret_key(key):
+            out[key] = redacted()
             continue
         try:
-            out[name] = encoder.value(item, 1)
+            out[key] = encoder.value(item, 0)
         except Exception as exc:
-            out[name] = {TAG: "unencodable", "class": _safe_class(item), "reason": type(exc).__name__}
+            out[key] = {TAG: "unencodable", "class": _safe_class(item),
+                        "reason": type(exc).__name__}
     return out
 
 
@@ -107,14 +131,16 @@ def _safe_class(value: Any) -> str:
 
 @final
 class _Encoder:
-    __slots__ = ("is_secret_key", "limits", "seen")
+    __slots__ = ("is_secret_key", "left", "limits", "seen")
 
     def __init__(self, limits: Limits, is_secret_key: KeyPredicate) -> None:
         self.limits = limits
         self.is_secret_key = is_secret_key
         self.seen: set[int] = set()
+        self.left = limits.max_nodes
 
     def value(self, value: Any, depth: int) -> JSON:
+        self.left -= 1
         kind = type(value)
         if kind is str:
             return self._string(value)
@@ -123,26 +149,30 @@ class _Encoder:
         if kind is int:
             if _INT64_MIN <= value <= _INT64_MAX:
                 return value
-            return {TAG: "int", "value": str(value)}
+            return _big_int(value)
         if kind is float:
-            if value != value or value in (float("inf"), float("-inf")):
-                return {TAG: "float", "value": repr(value)}
-            return value
+            return value if _finite(value) else {TAG: "float", "value": repr(value)}
         if depth >= self.limits.max_depth:
             return {TAG: "max_depth", "class": class_path(kind)}
+        if self.left < 0:  # scalars above are always written; nothing else past the budget
+            return {TAG: "max_depth", "class": class_path(kind), "budget": True}
         if kind is dict or kind is list or kind is tuple or kind is set or kind is frozenset:
             return self._container(value, kind, depth)
         return self._other(value, kind, depth)
 
     def _string(self, value: str) -> JSON:
-        if len(value) <= self.limits.max_str:
+        limit = self.limits.max_str
+        if len(value) > limit:
+            return {TAG: "str", "head": clean_text(value[:limit]), "len": len(value),
+                    "truncated": True}
+        if value.isascii():
             return value
-        return {
-            TAG: "str",
-            "head": value[: self.limits.max_str],
-            "len": len(value),
-            "truncated": True,
-        }
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: exact, but not as a JSON string
+            raw = value.encode("utf-8", "surrogatepass")
+            return {TAG: "str", "b64": base64.b64encode(raw).decode("ascii")}
+        return value
 
     def _container(self, value: Any, kind: type, depth: int) -> JSON:
         marker = id(value)
@@ -158,9 +188,8 @@ class _Encoder:
 
     def _dict(self, value: dict[Any, Any], depth: int) -> JSON:
         limit = self.limits.max_items
-        plain = all(type(key) is str for key in value) and TAG not in value
         total = len(value)
-        if plain:
+        if TAG not in value and all(type(key) is str and _plain_key(key) for key in value):
             out: dict[str, JSON] = {}
             for index, (key, item) in enumerate(value.items()):
                 if index >= limit:
@@ -185,7 +214,7 @@ class _Encoder:
         limit = self.limits.max_items
         total = len(value)
         if kind is set or kind is frozenset:
-            items = [self.value(item, depth + 1) for item in _first(value, limit)]
+            items = self._members(value, limit, depth)
             tagged: dict[str, JSON] = {TAG: kind.__name__, "items": items}
         else:
             items = [self.value(item, depth + 1) for item in value[:limit]]
@@ -197,50 +226,74 @@ class _Encoder:
             tagged["truncated"] = True
         return tagged
 
+    def _members(self, values: set[Any] | frozenset[Any], limit: int, depth: int) -> list[JSON]:
+        """Up to ``limit`` encoded members in a stable order (sets iterate in hash order).
+
+        Members are ordered by their encoded JSON, which is canonical all the
+        way down (a set inside a set is sorted too), so the same set is
+        written the same way in every process. A set of up to ten times the
+        cap keeps the same members every time; a bigger one keeps its first
+        ``limit`` in iteration order.
+        """
+        if len(values) <= limit * _SORT_ALL_FACTOR:
+            chosen: Any = values
+        else:
+            chosen = [item for _, item in zip(range(limit), values)]  # noqa: B905
+        items = [self.value(item, depth + 1) for item in chosen]
+        items.sort(key=_canonical)
+        return items[:limit]
+
     def _other(self, value: Any, kind: type, depth: int) -> JSON:
+        # Only the type is asked questions: ``isinstance(value, ...)`` would read
+        # ``value.__class__``, which a proxy object may compute.
         simple = _encode_simple(value, kind)
         if simple is not None:
             return simple
-        if isinstance(value, enum.Enum):
-            return {TAG: "enum", "class": class_path(kind), "name": value.name}
-        if isinstance(value, BaseException):
+        if issubclass(kind, enum.Enum):
+            return {TAG: "enum", "class": class_path(kind), "name": clean_text(value.name)}
+        if issubclass(kind, BaseException):
             return {
                 TAG: "exception",
                 "class": class_path(kind),
                 "message": self._string(_safe_str(value, self.limits.max_repr)),
             }
-        if isinstance(value, (dict, list, tuple, set, frozenset)):
+        if issubclass(kind, _SUBCLASSABLE):
             return self._subclass(value, kind, depth)
-        if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, types.MethodType,
-                              type, types.ModuleType)):
+        if issubclass(kind, _REFERENCES):
             return {TAG: "ref", "class": class_path(kind), "name": _ref_name(value)}
         marker = id(value)
         if marker in self.seen:
             return {TAG: "cycle", "class": class_path(kind)}
         self.seen.add(marker)
         try:
-            if dataclasses.is_dataclass(value):
+            if dataclasses.is_dataclass(kind):
                 return {TAG: "dataclass", "class": class_path(kind),
-                        "fields": self._fields(value, depth)}
+                        "fields": self._fields(value, kind, depth)}
             return self._object(value, kind, depth)
         finally:
             self.seen.discard(marker)
 
     def _subclass(self, value: Any, kind: type, depth: int) -> JSON:
-        base = next(b for b in (dict, list, tuple, set, frozenset) if isinstance(value, b))
-        inner = self._container(base(value), base, depth)
+        base = next(b for b in _SUBCLASSABLE if issubclass(kind, b))
+        inner: JSON
+        scalar = _SCALAR_VALUE.get(base)
+        if scalar is not None:  # the base's own slot: an overridden __str__ is not asked
+            inner = self.value(scalar(value), depth)
+        else:
+            inner = self._container(base(value), base, depth)
         return {TAG: "subclass", "class": class_path(kind), "value": inner}
 
-    def _fields(self, value: Any, depth: int) -> dict[str, JSON]:
+    def _fields(self, value: Any, kind: type, depth: int) -> dict[str, JSON]:
         out: dict[str, JSON] = {}
-        for field in dataclasses.fields(value):
-            name = field.name
+        for field in dataclasses.fields(kind):
+            name = clean_text(field.name)
             if self.is_secret_key(name):
                 out[name] = redacted()
                 continue
             try:
-                raw = object.__getattribute__(value, name)
-            except Exception:
+                raw = object.__getattribute__(value, field.name)
+            except AttributeError:  # a field never set (init=False without a default)
+                out[name] = {TAG: "unencodable", "class": "?", "reason": "unset"}
                 continue
             out[name] = self.value(raw, depth + 1)
         return out
@@ -249,7 +302,7 @@ class _Encoder:
         tagged: dict[str, JSON] = {TAG: "object", "class": class_path(kind)}
         try:
             attrs = object.__getattribute__(value, "__dict__")
-        except Exception:
+        except Exception:  # no __dict__ (slots, C types): the repr says what it can
             attrs = None
         if type(attrs) is dict:
             encoded: dict[str, JSON] = {}
@@ -259,67 +312,90 @@ class _Encoder:
                     break
                 if type(name) is not str:
                     continue
-                encoded[name] = redacted() if self.is_secret_key(name) else self.value(
+                key = clean_text(name)
+                encoded[key] = redacted() if self.is_secret_key(key) else self.value(
                     item, depth + 1
                 )
             tagged["attrs"] = encoded
-        if kind.__repr__ is not object.__repr__:
+        if kind.__repr__ is not _OBJECT_REPR:
             text = _safe_repr(value, self.limits.max_repr)
             if text is None:
                 tagged["repr_error"] = True
             else:
-                tagged["repr"] = _ADDRESS.sub("", text)
+                tagged["repr"] = clean_text(_ADDRESS.sub("", text))
         return tagged
 
 
+_SUBCLASSABLE: Final = (dict, list, tuple, set, frozenset, str, int, float)
+_REFERENCES: Final = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type,
+                      types.ModuleType)
+_SCALAR_VALUE: Final[dict[type, Callable[[Any], Any]]] = {
+    str: str.__str__, int: int.__int__, float: float.__float__,
+}
+_OBJECT_REPR: Final[Any] = object.__repr__
+_MAX_BYTES: Final = 4096
+_SORT_ALL_FACTOR: Final = 10
+
+
+def _finite(value: float) -> bool:
+    return not (math.isnan(value) or math.isinf(value))
+
+
+def _big_int(value: int) -> JSON:
+    try:
+        return {TAG: "int", "value": str(value)}
+    except ValueError:  # more digits than int->str conversion allows
+        return {TAG: "int", "digits": int(value.bit_length() * 0.30103) + 1, "truncated": True}
+
+
+def _plain_key(key: str) -> bool:
+    return key.isascii() or clean_text(key) is key
+
+
+def _component(part: float) -> JSON:
+    """A part of a complex number: a number, or ``"nan"``/``"inf"``/``"-inf"``."""
+    return part if _finite(part) else repr(part)
+
+
 def _encode_simple(value: Any, kind: type) -> JSON | None:
-    """Tagged forms of the standard library's value types, or None."""
-    if kind is _dt.datetime:
-        return {TAG: "datetime", "value": value.isoformat()}
-    if kind is _dt.date:
-        return {TAG: "date", "value": value.isoformat()}
-    if kind is _dt.time:
-        return {TAG: "time", "value": value.isoformat()}
-    if kind is _dt.timedelta:
+    """Tagged forms of the standard library's value types, or None.
+
+    Subclasses count as their base (freezegun's ``FakeDatetime`` is a datetime).
+    """
+    if issubclass(kind, _dt.date):
+        if issubclass(kind, _dt.datetime):
+            return {TAG: "datetime", "value": _dt.datetime.isoformat(value)}
+        return {TAG: "date", "value": _dt.date.isoformat(value)}
+    if issubclass(kind, _dt.time):
+        return {TAG: "time", "value": _dt.time.isoformat(value)}
+    if issubclass(kind, _dt.timedelta):
         return {TAG: "timedelta", "days": value.days, "seconds": value.seconds,
                 "microseconds": value.microseconds}
-    if kind is decimal.Decimal:
-        return {TAG: "decimal", "value": str(value)}
-    if kind is uuid.UUID:
-        return {TAG: "uuid", "value": str(value)}
+    if issubclass(kind, decimal.Decimal):
+        return {TAG: "decimal", "value": decimal.Decimal.__str__(value)}
+    if issubclass(kind, uuid.UUID):
+        return {TAG: "uuid", "value": uuid.UUID.__str__(value)}
     if kind is bytes or kind is bytearray:
-        raw = bytes(value[:4096])
+        raw = bytes(value[:_MAX_BYTES])
         tagged: dict[str, JSON] = {TAG: "bytes", "b64": base64.b64encode(raw).decode("ascii")}
-        if len(value) > 4096:
+        if len(value) > _MAX_BYTES:
             tagged["len"] = len(value)
             tagged["truncated"] = True
         return tagged
     if kind is complex:
-        return {TAG: "complex", "real": value.real, "imag": value.imag}
+        return {TAG: "complex", "real": _component(value.real), "imag": _component(value.imag)}
     return None
 
 
-def _first(values: Any, limit: int) -> list[Any]:
-    out = []
-    for index, item in enumerate(values):
-        if index >= limit:
-            break
-        out.append(item)
-    try:
-        out.sort(key=_sort_key)
-    except Exception:  # unorderable members keep iteration order
-        return out
-    return out
-
-
-def _sort_key(item: Any) -> tuple[str, str]:
-    return (type(item).__name__, repr(item))
+def _canonical(encoded: JSON) -> bytes:
+    """A total, process-independent order for encoded set members."""
+    return orjson.dumps(encoded, option=orjson.OPT_SORT_KEYS)
 
 
 def _ref_name(value: Any) -> str:
     module = getattr(value, "__module__", None) or ""
     qualname = getattr(value, "__qualname__", None) or getattr(value, "__name__", "?")
-    return f"{module}:{qualname}" if module else str(qualname)
+    return clean_text(f"{module}:{qualname}" if module else str(qualname))
 
 
 def _safe_repr(value: Any, limit: int) -> str | None:
