@@ -21,12 +21,12 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 INI_KEYS: Final[dict[str, tuple[str, str]]] = {
-    "replay_targets": ("linelist", "Packages/modules whose callables replay may call (required)."),
+    "replay_targets": ("linelist", "Packages whose callables replay may call (required)."),
     "replay_paths": ("linelist", "Where trace files (*.jsonl) are collected (default: traces)."),
     "replay_ignore": ("linelist", "Fields or event paths never compared (fnmatch patterns)."),
     "replay_float_tolerance": ("string", "Relative tolerance for comparing floats (default 1e-9)."),
     "replay_allowed_types": ("linelist", "Extra module:Class names recorded values may decode to."),
-    "replay_http_match_on": ("linelist", "What identifies a recorded HTTP call: method url body..."),
+    "replay_http_match_on": ("linelist", "What identifies a recorded HTTP call (method, url...)."),
     "replay_redact_keys": ("linelist", "Extra secret key names, redacted by every writer."),
     "replay_redact_patterns": ("linelist", "Regexes whose matches every writer redacts."),
 }

@@ -276,8 +276,13 @@ class ReplayItem(pytest.Item):
         # passing them while writing nothing.
         updating = state.update and partial_reason(self.session, state) is None
         accepted = None if updating else baseline.load(ref)
+        from pytest_replay.replay.http_serve import HttpOverrides
+
+        overrides = HttpOverrides()
+        self.config.hook.pytest_replay_http_overrides(item=self, overrides=overrides)
         result = state.get_engine().replay(self.root, baseline=accepted,
-                                           check_noise=state.noise_check)
+                                           check_noise=state.noise_check,
+                                           overrides=overrides)
         self.result = result
         self.user_properties.append((STATUS_PROPERTY, result.status))
         self.user_properties.append((MESSAGE_PROPERTY, result.message))
@@ -342,7 +347,16 @@ def replay_config(request: pytest.FixtureRequest) -> ReplayConfig:
 
 
 @pytest.fixture
-def replay_trace(request: pytest.FixtureRequest) -> Callable[..., list[ReplayResult]]:
+def replay_http() -> Any:
+    """What-if HTTP answers for ``replay_trace``: ``replay_http.add("POST", url, json=...)``."""
+    from pytest_replay.replay.http_serve import HttpOverrides
+
+    return HttpOverrides()
+
+
+@pytest.fixture
+def replay_trace(request: pytest.FixtureRequest, replay_http: Any
+                 ) -> Callable[..., list[ReplayResult]]:
     """Replay a trace file from a test: ``replay_trace("traces/x.jsonl")`` -> verdicts."""
     state = _session(request.config)
 
@@ -351,6 +365,7 @@ def replay_trace(request: pytest.FixtureRequest) -> Callable[..., list[ReplayRes
 
         trace = load_trace(Path(request.config.rootpath, path))
         engine = state.get_engine()
-        return [engine.replay(root, check_noise=state.noise_check) for root in trace.roots]
+        return [engine.replay(root, check_noise=state.noise_check, overrides=replay_http)
+                for root in trace.roots]
 
     return run

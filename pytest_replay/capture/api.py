@@ -37,6 +37,9 @@ def configure(
     redact: bool | Redaction = True,
     sample_rate: float = 1.0,
     limits: Limits | None = None,
+    capture_http: bool = True,
+    capture_db: bool = True,
+    capture_chance: bool = True,
 ) -> Sink:
     """Start capturing to ``path`` (a rotating JSONL :class:`FileSink`) or to ``sink``.
 
@@ -45,6 +48,11 @@ def configure(
     fraction of requests (whole requests, never half of one). A sink that is
     not one of ours runs behind a :class:`BackgroundSink`, so it can never
     slow or break a request. Returns the sink events now go to.
+
+    ``capture_http``, ``capture_db`` and ``capture_chance`` install the HTTP,
+    database/Redis and randomness/environment recorders (all on by default:
+    a replay can only serve what was recorded). Each costs one flag check per
+    call outside a sampled request.
     """
     if (path is None) == (sink is None):
         raise ValueError("configure() takes exactly one of path= or sink=")
@@ -65,7 +73,24 @@ def configure(
     RUNTIME.sink = chosen
     RUNTIME.last_sink = chosen
     RUNTIME.active = True
+    _install_recorders(capture_http, capture_db, capture_chance)
     return chosen
+
+
+def _install_recorders(http: bool, database: bool, chance: bool) -> None:
+    """Install the outside-call recorders asked for (each idempotent, each lazy)."""
+    if http:
+        from pytest_replay.capture.http import install_http_capture
+
+        install_http_capture()
+    if database:
+        from pytest_replay.capture.db import install_db_capture
+
+        install_db_capture()
+    if chance:
+        from pytest_replay.capture.nondeterminism import install_nondeterminism_capture
+
+        install_nondeterminism_capture()
 
 
 def shutdown(timeout: float | None = None) -> None:

@@ -26,12 +26,12 @@ def make_engine(config: ReplayConfig, mocks: MockSettings) -> ReplayEngine:
     factory: ServerFactory | None = None
     if not (mocks.apis and mocks.database):
 
-        def factory(root: Root, recorded: Sequence[Event], cfg: ReplayConfig
-                    ) -> Sequence[Server]:
+        def factory(root: Root, recorded: Sequence[Event], cfg: ReplayConfig,
+                    overrides: Any | None) -> Sequence[Server]:
             from pytest_replay.replay.servers import servers_for
 
             return servers_for(recorded, cfg, seed=root.correlation_id, http=mocks.apis,
-                               database=mocks.database)
+                               database=mocks.database, overrides=overrides)
 
     return ReplayEngine(config, servers=factory)
 

@@ -86,7 +86,7 @@ def build_distributed(sources: Sequence[Source], *,
         events = as_events(source)
         given = names[number] if names is not None and number < len(names) else None
         # An event without "service" belongs to the service its file names most.
-        named = Counter(e.get("service") for e in events if isinstance(e.get("service"), str))
+        named = Counter(str(e["service"]) for e in events if isinstance(e.get("service"), str))
         defaults.append(named.most_common(1)[0][0] if named else (
             given or _source_name(source, number)))
         times, _synthetic = fill_times(events)

@@ -40,7 +40,8 @@ from pytest_replay.replay.targets import ReplayRefused, ResolvedCall, TargetPoli
 from pytest_replay.replay.watch import watch_variables
 
 Status = Literal["passed", "fixed", "reproduced", "diverged", "not_replayable"]
-ServerFactory = Callable[[Root, Sequence[Event], ReplayConfig], Sequence[Server]]
+ServerFactory = Callable[[Root, Sequence[Event], ReplayConfig, Any], Sequence[Server]]
+"""``(root, recorded events, config, HTTP overrides or None) -> servers``."""
 
 
 class NotReplayable(Exception):
@@ -146,10 +147,12 @@ class ReplayEngine:
         return bind_arguments(resolved.function, decoded, resolved.name)
 
     def run(self, root: Root, *, recorded: Sequence[Event] | None = None,
-            call: Callable[[Callable[[], Any]], Any] | None = None) -> RunOutcome:
+            call: Callable[[Callable[[], Any]], Any] | None = None,
+            overrides: Any | None = None) -> RunOutcome:
         """Execute the root once inside the sandbox and collect what it emitted.
 
-        ``call`` lets a front end wrap the actual invocation (the debugger does).
+        ``call`` lets a front end wrap the actual invocation (the debugger
+        does); ``overrides`` (an ``HttpOverrides``) answers HTTP calls first.
         """
         resolved, args, kwargs = self.prepare(root)
         try:
@@ -158,7 +161,7 @@ class ReplayEngine:
             raise NotReplayable(f"line {root.line}: field 'timestamp_ns': "
                                 f"{root.timestamp_ns} is not a representable instant") from None
         recorded = recorded if recorded is not None else recorded_events(root)
-        servers = self.servers(root, recorded, self.config)
+        servers = self.servers(root, recorded, self.config, overrides)
         sink = MemorySink()
         watched = _watched_variables(recorded)
         entry = root.frame.entry.event
@@ -195,17 +198,17 @@ class ReplayEngine:
     # -- judging ------------------------------------------------------------------------
 
     def replay(self, root: Root, *, baseline: list[Event] | None = None,
-               check_noise: bool = True) -> ReplayResult:
+               check_noise: bool = True, overrides: Any | None = None) -> ReplayResult:
         """Replay ``root`` and return the verdict (never raises for the trace's faults)."""
         recorded = recorded_events(root)
         try:
-            outcome = self.run(root, recorded=recorded)
+            outcome = self.run(root, recorded=recorded, overrides=overrides)
         except NotReplayable as exc:
             return ReplayResult(root, "not_replayable", str(exc), recorded=recorded)
         expected = baseline if baseline is not None else recorded
         result = self.judge(root, expected, outcome, against_baseline=baseline is not None)
         if check_noise and result.status == "diverged" and result.divergence is not None:
-            result.noise = self._noise(root, recorded, expected, outcome, result)
+            result.noise = self._noise(root, recorded, expected, outcome, overrides)
             if result.noise:
                 result.status = "diverged"
                 result.details.append(
@@ -261,9 +264,9 @@ class ReplayEngine:
         return result
 
     def _noise(self, root: Root, recorded: list[Event], expected: list[Event],
-               first: RunOutcome, result: ReplayResult) -> list[str]:
+               first: RunOutcome, overrides: Any | None) -> list[str]:
         try:
-            second = self.run(root, recorded=recorded)
+            second = self.run(root, recorded=recorded, overrides=overrides)
         except NotReplayable:
             return []
         observed = first.observed | second.observed
@@ -451,9 +454,9 @@ def _capturing_into(sink: MemorySink, config: ReplayConfig) -> Iterator[None]:
          RUNTIME.limits, RUNTIME.sample_rate) = saved
 
 
-def default_servers(root: Root, recorded: Sequence[Event], config: ReplayConfig
-                    ) -> Sequence[Server]:
+def default_servers(root: Root, recorded: Sequence[Event], config: ReplayConfig,
+                    overrides: Any | None = None) -> Sequence[Server]:
     """The outside world as the recording saw it: HTTP, databases, and a sealed network."""
     from pytest_replay.replay.servers import servers_for
 
-    return servers_for(recorded, config, seed=root.correlation_id)
+    return servers_for(recorded, config, seed=root.correlation_id, overrides=overrides)

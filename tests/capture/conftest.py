@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from capturesupport import Captured
 
 import pytest_replay as replay
 from pytest_replay.capture.runtime import RUNTIME
+from tests.capture.capturesupport import Captured
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import re
 from collections.abc import Callable
 
 import pytest
-from capturesupport import Captured
 
 import pytest_replay as replay
 from pytest_replay.capture.runtime import RUNTIME
+from tests.capture.capturesupport import Captured
 
 REDACTED = {"$type": "redacted", "rule": "key"}
 DEFAULT_KEYS = ("password", "passwd", "secret", "token", "api_key", "apikey", "auth",

@@ -7,10 +7,10 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import pytest
-from capturesupport import Captured
 
 import pytest_replay as replay
 from pytest_replay.capture.runtime import current_ids
+from tests.capture.capturesupport import Captured
 
 
 @replay.traced

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from capturesupport import Captured
 
 import pytest_replay as replay
 from pytest_replay.capture.runtime import RUNTIME
+from tests.capture.capturesupport import Captured
 
 
 @replay.traced

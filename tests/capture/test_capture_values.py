@@ -7,7 +7,6 @@ from typing import Any
 
 import hypothesis.strategies as st
 import orjson
-from capturesupport import Captured
 from hypothesis import given, settings
 
 import pytest_replay as replay
@@ -16,6 +15,7 @@ from pytest_replay.capture.redact import DEFAULT_REDACTION
 from pytest_replay.capture.runtime import RUNTIME
 from pytest_replay.capture.traced import value_json
 from pytest_replay.format.values import DEFAULT_LIMITS, encode
+from tests.capture.capturesupport import Captured
 
 
 @replay.traced

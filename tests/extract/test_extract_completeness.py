@@ -7,7 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from extractsupport import (
+
+from pytest_replay.extract import Criteria
+from tests.extract.extractsupport import (
     Event,
     Request,
     dump,
@@ -20,8 +22,6 @@ from extractsupport import (
     run_engine,
     write,
 )
-
-from pytest_replay.extract import Criteria
 
 SEED_INCIDENT = b"""\
 {"event_type": "function_entry", "timestamp_ns": 1698765432123456789, "function_name": "process_order", "args": {"order_id": 12345, "user_id": 67890}, "correlation_id": "req_abc123"}

@@ -5,11 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from extractsupport import SECOND, START_NS, Request, request, roots_in, run_cli, run_engine, write
 
 from pytest_replay.extract import Criteria
 from pytest_replay.extract.criteria import compile_pattern
 from pytest_replay.extract.timespec import parse_range
+from tests.extract.extractsupport import (
+    SECOND,
+    START_NS,
+    Request,
+    request,
+    roots_in,
+    run_cli,
+    run_engine,
+    write,
+)
 
 MINUTE = 60 * SECOND
 
@@ -151,6 +160,6 @@ def test_cli_refuses_bad_filters(log: Path, arguments: list[str]) -> None:
 
 
 def _events(data: bytes) -> list[dict[str, object]]:
-    from extractsupport import events_of
+    from tests.extract.extractsupport import events_of
 
     return events_of(data)

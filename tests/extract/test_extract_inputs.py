@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from extractsupport import dump, events_of, ids_of, request, roots_in, run_cli, write
+
+from tests.extract.extractsupport import dump, events_of, ids_of, request, roots_in, run_cli, write
 
 WANTED = request("req_in", user=5, depth=3, fail=True)
 

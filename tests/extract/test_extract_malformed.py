@@ -6,12 +6,20 @@ import re
 from pathlib import Path
 
 import pytest
-from extractsupport import dump, events_of, ids_of, request, roots_in, run_cli, run_engine
 
 from pytest_replay.extract import Criteria
 from pytest_replay.extract.problems import StrictError
 from pytest_replay.extract.segments import iter_segments
 from pytest_replay.extract.sources import Sources, resolve
+from tests.extract.extractsupport import (
+    dump,
+    events_of,
+    ids_of,
+    request,
+    roots_in,
+    run_cli,
+    run_engine,
+)
 
 WANTED = request("req_dirty", user=9, depth=2, fail=True)
 

@@ -8,7 +8,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from extractsupport import (
+from pytest_replay.extract.output import split_names
+from pytest_replay.model import load_trace
+from tests.extract.extractsupport import (
     SCRIPT,
     dump,
     events_of,
@@ -18,9 +20,6 @@ from extractsupport import (
     run_cli,
     write,
 )
-
-from pytest_replay.extract.output import split_names
-from pytest_replay.model import load_trace
 
 
 def _log(tmp_path: Path) -> Path:

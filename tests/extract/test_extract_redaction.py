@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from extractsupport import Event, events_of, run_cli, write
 
 from pytest_replay.redaction import (
     Redactor,
@@ -18,6 +17,7 @@ from pytest_replay.redaction import (
     matches,
     redact_event,
 )
+from tests.extract.extractsupport import Event, events_of, run_cli, write
 
 EMAIL = "jane.doe@example.com"
 OTHER_EMAIL = "max.mustermann@example.de"

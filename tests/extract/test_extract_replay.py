@@ -10,10 +10,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from extractsupport import run_cli
 
 import pytest_replay as replay
 from pytest_replay.model import load_trace
+from tests.extract.extractsupport import run_cli
 
 engine = pytest.importorskip("pytest_replay.replay.engine")
 config = pytest.importorskip("pytest_replay.config")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from rendersupport import MS, ev, untimed
 
 from pytest_replay.format.events import Event
 from pytest_replay.model import load_trace
@@ -15,6 +14,7 @@ from pytest_replay.render.distributed import (
     services_summary,
 )
 from pytest_replay.render.style import Style
+from tests.render.rendersupport import MS, ev, untimed
 
 PLAIN = Style.plain()
 S = 1000  # milliseconds

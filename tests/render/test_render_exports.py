@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rendersupport import MS, ev
 
 from pytest_replay.format.events import Event
 from pytest_replay.model import Trace
@@ -20,6 +19,7 @@ from pytest_replay.render.exports import (
     write_export,
 )
 from pytest_replay.render.spans import build_lanes, fill_times
+from tests.render.rendersupport import MS, ev
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rendersupport import MS, ev
-
 from pytest_replay.format.events import Event
 from pytest_replay.model import Trace
 from pytest_replay.render.profile import build_profile, profile_rows, render_profile
 from pytest_replay.render.style import Style
+from tests.render.rendersupport import MS, ev
 
 S = 1000 * MS
 

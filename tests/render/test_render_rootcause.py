@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rendersupport import ev
 
 from pytest_replay.format.events import Event
 from pytest_replay.model import Trace
 from pytest_replay.render.rootcause import find_root_cause, render_root_cause
 from pytest_replay.render.style import Style
+from tests.render.rendersupport import ev
 
 PLAIN = Style.plain()
 

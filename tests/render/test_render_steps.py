@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from rendersupport import untimed
-
 from pytest_replay.model import Trace
 from pytest_replay.render.steps import call_stack_lines, render_step, steps
 from pytest_replay.render.style import Style
+from tests.render.rendersupport import untimed
 
 
 def test_steps_of_the_demo_incident(incident: Trace) -> None:

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from rendersupport import MS, T0, ev, untimed
 
 from pytest_replay.format.events import Event
 from pytest_replay.model import Trace, load_trace
 from pytest_replay.render.style import Style
 from pytest_replay.render.summary import summarize
 from pytest_replay.render.timeline import render_timeline, timeline_lines
+from tests.render.rendersupport import MS, T0, ev, untimed
 
 PLAIN = Style.plain()
 FANCY = Style(unicode=True, color=False)

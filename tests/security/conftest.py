@@ -7,7 +7,8 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from secsupport import (
+
+from tests.security.secsupport import (
     LAZY,
     LOOKALIKE,
     NARROW,

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from hostile_corpus import Hostile
-from secsupport import (
+from tests.security.hostile_corpus import Hostile
+from tests.security.secsupport import (
     LOOKALIKE,
     NARROW,
     OUTSIDE,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from secsupport import LOOKALIKE, NARROW, OUTSIDE, TARGET, entry, exit_
+from tests.security.secsupport import LOOKALIKE, NARROW, OUTSIDE, TARGET, entry, exit_
 
 APP: Final = f"{TARGET}.app"
 

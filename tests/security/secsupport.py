@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from secret_corpus import write_shop
-
 from pytest_replay.config import ReplayConfig
 from pytest_replay.model import load_trace
 from pytest_replay.replay.engine import ReplayEngine, ReplayResult
+from tests.security.secret_corpus import write_shop
 
 RECORDED_AT_NS: Final = 1_614_834_367_000_000_000
 """2021-03-04 05:06:07 UTC: far enough from today that a leaked frozen clock is obvious."""

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Final
 
 import pytest
-from secsupport import (
+
+from pytest_replay.replay.engine import ReplayResult
+from tests.security.secsupport import (
     RECORDED_AT_NS,
     TARGET,
     Packages,
@@ -27,8 +29,6 @@ from secsupport import (
     time_traces,
     write_trace,
 )
-
-from pytest_replay.replay.engine import ReplayResult
 
 REAL_TIME: Final = time.time
 REAL_MONOTONIC: Final = time.monotonic

@@ -15,9 +15,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from hostile_check import NEVER_IMPORTED, assert_refused, trace_file
-from hostile_corpus import CASES, TARGET_CASES, Hostile
-from secsupport import (
+
+from tests.security.hostile_check import NEVER_IMPORTED, assert_refused, trace_file
+from tests.security.hostile_corpus import CASES, TARGET_CASES, Hostile
+from tests.security.secsupport import (
     BRITTLE,
     TARGET,
     Packages,

@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile_check import assert_refused
-from hostile_corpus import APP, VALUE_CASES, Hostile
-from secsupport import (
+
+from pytest_replay.format.decode import Opaque, decode
+from pytest_replay.replay.targets import TargetPolicy
+from tests.security.hostile_check import assert_refused
+from tests.security.hostile_corpus import APP, VALUE_CASES, Hostile
+from tests.security.secsupport import (
     LAZY,
     OUTSIDE,
     RECORDED_AT_NS,
@@ -26,9 +29,6 @@ from secsupport import (
     replay_file,
     write_trace,
 )
-
-from pytest_replay.format.decode import Opaque, decode
-from pytest_replay.replay.targets import TargetPolicy
 
 
 @pytest.mark.parametrize("case", VALUE_CASES, ids=[c.id for c in VALUE_CASES])

@@ -22,15 +22,23 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
-from hostile_check import trace_file
-from hostile_corpus import CASES
-from listener import Listener
-from secret_corpus import SECRETS, run_shop
-from secsupport import TARGET, Packages, entry, exit_, replay_file, time_traces, write_trace
 
 from pytest_replay.config import ReplayConfig
 from pytest_replay.model import load_trace
 from pytest_replay.replay.engine import ReplayResult
+from tests.security.hostile_check import trace_file
+from tests.security.hostile_corpus import CASES
+from tests.security.listener import Listener
+from tests.security.secret_corpus import SECRETS, run_shop
+from tests.security.secsupport import (
+    TARGET,
+    Packages,
+    entry,
+    exit_,
+    replay_file,
+    time_traces,
+    write_trace,
+)
 
 APP: Final = f"{TARGET}.app"
 REPO: Final = Path(__file__).resolve().parents[2]

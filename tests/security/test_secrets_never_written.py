@@ -21,9 +21,6 @@ from typing import Final
 
 import orjson
 import pytest
-from listener import Listener
-from secret_corpus import SECRETS, Secret, run_shop, write_shop
-from secsupport import TARGET, Packages, entry, exit_, write_trace
 
 from pytest_replay.capture.redact import Redaction
 from pytest_replay.capture.runtime import RUNTIME
@@ -31,6 +28,9 @@ from pytest_replay.capture.sinks import MemorySink
 from pytest_replay.config import ReplayConfig
 from pytest_replay.model import load_trace
 from pytest_replay.replay.engine import ReplayEngine
+from tests.security.listener import Listener
+from tests.security.secret_corpus import SECRETS, Secret, run_shop, write_shop
+from tests.security.secsupport import TARGET, Packages, entry, exit_, write_trace
 
 _PYPROJECT: Final = """\
 [tool.pytest.ini_options]
