@@ -2,6 +2,9 @@
 
 ``calculate_tax`` divides by the number of active discounts, which is zero
 for small orders: the production incident every demo trace tells about.
+An order is read from the shop's database and marked as being priced (a
+write), then charged through the payment gateway over HTTP: replay serves
+all of it from the recording.
 """
 
 from __future__ import annotations
@@ -23,14 +26,18 @@ def active_discounts(amount: float) -> list[float]:
     return [5.0, 10.0] if amount >= 150 else []
 
 
-ORDER_TOTALS = {12345: 100.0, 777: 200.0, 4242: 180.0}
-
-
 @replay.traced
-def process_order(order_id: int, user_id: int) -> dict[str, float | int]:
-    """Price an order: look up its total, add tax."""
-    amount = ORDER_TOTALS[order_id]
+def process_order(order_id: int, user_id: int) -> dict[str, float | int | str]:
+    """Price an order from the database, add tax, and charge it."""
+    amount = store.load_order_total(order_id)
+    store.mark_pricing(order_id)
     tax_rate = 0.08
     replay.variable("tax_rate", tax_rate)
     tax = calculate_tax(amount, tax_rate)
-    return {"order_id": order_id, "user_id": user_id, "total": round(amount + tax, 2), "tax": tax}
+    total = round(amount + tax, 2)
+    charge = payments.charge(user_id, total)
+    return {"order_id": order_id, "user_id": user_id, "total": total, "tax": tax,
+            "charge": str(charge["id"])}
+
+
+from demo import payments, store  # noqa: E402 - they import nothing back from here
