@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pytest_replay.format import events as ev
@@ -16,7 +17,7 @@ def explain(result: ReplayResult, verbosity: int = 0) -> list[str]:
     ``verbosity`` 2 (``-vv``) adds both full event lists.
     """
     root = result.root
-    lines = [result.message, f"trace: {root.path}:{root.line} ({root.name})"]
+    lines = [result.message, f"trace: {_shown(root.path)}:{root.line} ({root.name})"]
     if result.against_baseline:
         lines.append("compared against the accepted baseline (--replay-update)")
     if result.status in ("reproduced",) or (result.status == "diverged"
@@ -79,3 +80,12 @@ def _error_lines(result: ReplayResult) -> list[str]:
                           list(local_values.items())[:8])
         lines.append(f"  locals: {shown}")
     return lines
+
+
+def _shown(path: str) -> str:
+    """The trace's path relative to the working directory when it is inside it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive
+        return path
+    return path if relative.startswith("..") else relative

@@ -11,7 +11,7 @@ DIVERGENCE = [
     "assert replay of process_order[[]req_ok777[]] == the recording",
     "  first divergent event #5 at process_order > calculate_tax > active_discounts: "
     "return_value[[]1[]]: recorded 10.0, now 20.0",
-    "  trace: */traces/healthy.jsonl:* (process_order[[]req_ok777[]])",
+    "  trace: *traces/healthy.jsonl:* (process_order[[]req_ok777[]])",
     "    recorded (trace line *): EXIT active_discounts -> [[]5.0, 10.0[]]",
     "    now: * EXIT active_discounts -> [[]5.0, 20.0[]]",
     "    difference: return_value[[]1[]]: recorded 10.0, now 20.0",
