@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="serve HTTP from the recording (default; --no-mock-apis: real)")
     parser.add_argument("--mock-database", action=argparse.BooleanOptionalAction, default=True,
                         help="serve database calls from the recording (default on)")
+    parser.add_argument("--http-overrides", metavar="FILE",
+                        help="JSON list of what-if HTTP answers, consulted before the "
+                             'recording: [{"method": "POST", "url": "regex", "json": {...}, '
+                             '"status": 200}]')
     parser.add_argument("--code-version", metavar="REF",
                         help="replay against a git ref of the project (a temporary worktree)")
     return parser
@@ -129,7 +133,7 @@ def run(options: argparse.Namespace, out: TextIO, style: Style) -> int:
             _show_root(root, out, style, options)
         if options.no_replay:
             continue
-        result = engine.replay(root)
+        result = engine.replay(root, overrides=_overrides(options.http_overrides))
         results.append(result)
         if not options.json:
             _show_verdict(result, out, style)
@@ -146,6 +150,34 @@ def run(options: argparse.Namespace, out: TextIO, style: Style) -> int:
     if options.no_replay:
         return EXIT_USAGE if input_errors else 0
     return exit_status(results) or (EXIT_USAGE if input_errors and not results else 0)
+
+
+def _overrides(path: str | None) -> Any | None:
+    """``--http-overrides FILE`` as an ``HttpOverrides`` (fresh for each replay)."""
+    if not path:
+        return None
+    import re
+
+    from pytest_replay.replay.http_serve import HttpOverrides
+
+    try:
+        entries = orjson.loads(Path(path).read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise UsageFailure(f"--http-overrides: cannot read {path}: {exc}") from None
+    if not isinstance(entries, list):
+        raise UsageFailure(f"--http-overrides: {path} must hold a JSON list of answers")
+    overrides = HttpOverrides()
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("method"), str) or (
+                not isinstance(entry.get("url"), str)):
+            raise UsageFailure(f"--http-overrides: {path}: entry {index} needs string fields "
+                               "'method' and 'url'")
+        try:
+            overrides.add(entry["method"], re.compile(entry["url"]), json=entry.get("json"),
+                          body=str(entry.get("body", "")), status=int(entry.get("status", 200)))
+        except (re.error, TypeError, ValueError) as exc:
+            raise UsageFailure(f"--http-overrides: {path}: entry {index}: {exc}") from None
+    return overrides
 
 
 def _report_problems(traces: list[Trace], out: TextIO, style: Style, *, quiet: bool

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -219,3 +221,39 @@ def test_distributed_view_joins_services_by_trace_id(project: Project) -> None:
     assert "checkout_service" in out and "inventory_service" in out
     assert out.index("checkout_service") < out.index("inventory_service")
     assert "TimeoutError" in out
+
+
+def test_http_overrides_answer_what_the_incident_never_reached(tmp_path: Path) -> None:
+    import shutil
+    import sys as _sys
+
+    repository = Path(__file__).resolve().parents[2]
+    shutil.copytree(repository / "demo", tmp_path / "demo",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\npythonpath = ["."]\nreplay_targets = ["demo"]\n')
+    subprocess.run([_sys.executable, "-m", "demo.record", "--out", "traces"], cwd=tmp_path,
+                   check=True, timeout=120, capture_output=True)
+    shop = tmp_path / "demo" / "shop.py"
+    shop.write_text(shop.read_text().replace(
+        "sum(discounts) / discount_count  #", "sum(discounts) / max(discount_count, 1)  #"))
+    tool = str(Path(_sys.executable).with_name("replay-telemetry"))
+    env = {**os.environ, "NO_COLOR": "1"}
+    without = subprocess.run([tool, "traces/incident_abc123.jsonl"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert without.returncode == 1
+    assert "unrecorded external call: http POST" in without.stdout
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps([{"method": "POST", "url": ".*/v1/charges$",
+                                    "json": {"id": "ch_cli", "status": "succeeded"}}]))
+    done = subprocess.run([tool, "--http-overrides", str(answers),
+                           "traces/incident_abc123.jsonl"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "fixed: ZeroDivisionError no longer raised" in done.stdout
+    as_json = subprocess.run([tool, "--json", "--events", "--http-overrides", str(answers),
+                              "traces/incident_abc123.jsonl"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=120, check=False)
+    root_exit = [e for e in json.loads(as_json.stdout)["results"][0]["replayed_events"]
+                 if e["event_type"] == "function_exit" and e["function_name"] == "process_order"]
+    assert root_exit[0]["return_value"]["charge"] == "ch_cli"
