@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 STASH_KEY: Final = pytest.StashKey["ReplaySession"]()
 STATUS_PROPERTY: Final = "replay_status"
 MESSAGE_PROPERTY: Final = "replay_message"
+NOISE_PROPERTY: Final = "replay_noise"
 BASELINE_PROPERTY: Final = "replay_baseline"
 
 
@@ -64,6 +65,7 @@ class ReplaySession:
     noise_check: bool
     engine: ReplayEngine | None = None
     verdicts: list[tuple[str, str, str]] = field(default_factory=list)
+    noise: list[tuple[str, str]] = field(default_factory=list)
     baselines: dict[str, str] = field(default_factory=dict)
     update_notes: list[str] = field(default_factory=list)
     orphans: list[Path] = field(default_factory=list)
@@ -100,6 +102,8 @@ class ReplaySession:
             return
         self.verdicts.append((report.nodeid, str(status),
                               str(properties.get(MESSAGE_PROPERTY, ""))))
+        if properties.get(NOISE_PROPERTY):
+            self.noise.append((report.nodeid, str(properties[NOISE_PROPERTY])))
         if BASELINE_PROPERTY in properties:
             self.baselines[report.nodeid] = str(properties[BASELINE_PROPERTY])
             report.user_properties[:] = [
@@ -286,6 +290,8 @@ class ReplayItem(pytest.Item):
         self.result = result
         self.user_properties.append((STATUS_PROPERTY, result.status))
         self.user_properties.append((MESSAGE_PROPERTY, result.message))
+        if result.noise:
+            self.user_properties.append((NOISE_PROPERTY, "; ".join(result.noise)))
         self.config.hook.pytest_replay_result(item=self, result=result)
         if updating:
             if result.status in ("reproduced", "not_replayable"):

@@ -39,6 +39,7 @@ from pytest_replay.replay.sandbox import Server, recorded_moment, sandbox
 from pytest_replay.replay.targets import ReplayRefused, ResolvedCall, TargetPolicy
 from pytest_replay.replay.watch import watch_variables
 
+_MAX_NOISY_FIELDS = 5
 Status = Literal["passed", "fixed", "reproduced", "diverged", "not_replayable"]
 ServerFactory = Callable[[Root, Sequence[Event], ReplayConfig, Any], Sequence[Server]]
 """``(root, recorded events, config, HTTP overrides or None) -> servers``."""
@@ -206,19 +207,23 @@ class ReplayEngine:
         except NotReplayable as exc:
             return ReplayResult(root, "not_replayable", str(exc), recorded=recorded)
         expected = baseline if baseline is not None else recorded
-        result = self.judge(root, expected, outcome, against_baseline=baseline is not None)
+        against = baseline is not None
+        result = self.judge(root, expected, outcome, against_baseline=against)
         if check_noise and result.status == "diverged" and result.divergence is not None:
-            result.noise = self._noise(root, recorded, expected, outcome, overrides)
-            if result.noise:
-                result.status = "diverged"
-                result.details.append(
-                    "the divergence differs between two replays of the same code: "
-                    "nondeterminism, not a regression (see noise)"
-                )
+            noisy = self._noisy_fields(root, recorded, expected, outcome, overrides)
+            if noisy:
+                # Fields that differ between two replays of unchanged code say nothing
+                # about the code: judge again without them (zero false alarms).
+                result = self.judge(root, expected, outcome, against_baseline=against,
+                                    extra_ignore=tuple(noisy))
+                result.noise = [f"{field} differs between two replays of unchanged code "
+                                f"(nondeterminism, not a regression); suggested "
+                                f"replay_ignore entry: {field}" for field in noisy]
         return result
 
     def judge(self, root: Root, expected: list[Event], outcome: RunOutcome, *,
-              against_baseline: bool = False) -> ReplayResult:
+              against_baseline: bool = False, extra_ignore: tuple[str, ...] = ()
+              ) -> ReplayResult:
         """Turn one run into a verdict, following the replay rules of the design."""
         observed = outcome.observed
         known = recorded_function_names(expected)
@@ -232,8 +237,9 @@ class ReplayEngine:
                                 "variable of the current code)"
                                 for function, name in sorted(outcome.unobservable))
         right, _skipped = steps_of(outcome.events, observed, known, foreign=foreign)
-        comparison = compare_steps(left, right, replace(self.options,
-                                                        time_window_ns=_window(root)))
+        comparison = compare_steps(left, right, replace(
+            self.options, time_window_ns=_window(root),
+            ignore=self.options.ignore + extra_ignore))
         result = ReplayResult(root, "passed", "", recorded=expected, replayed=outcome.events,
                               comparison=comparison, duration_ns=outcome.duration_ns,
                               against_baseline=against_baseline)
@@ -263,8 +269,9 @@ class ReplayEngine:
         result.message = comparison.divergence.headline()
         return result
 
-    def _noise(self, root: Root, recorded: list[Event], expected: list[Event],
-               first: RunOutcome, overrides: Any | None) -> list[str]:
+    def _noisy_fields(self, root: Root, recorded: list[Event], expected: list[Event],
+                      first: RunOutcome, overrides: Any | None) -> list[str]:
+        """``function.field`` paths that differ between two replays of the same code."""
         try:
             second = self.run(root, recorded=recorded, overrides=overrides)
         except NotReplayable:
@@ -274,13 +281,15 @@ class ReplayEngine:
         foreign = is_foreign(expected)
         a, _ = steps_of(first.events, observed, known, foreign=foreign)
         b, _ = steps_of(second.events, observed, known, foreign=foreign)
-        again = compare_steps(a, b, self.options)
-        if again.divergence is None:
-            return []
-        where = again.divergence.field or "event"
-        function = again.divergence.path[-1] if again.divergence.path else "?"
-        return [f"{function}.{where} differs between two replays of unchanged code; "
-                f"suggested replay_ignore entry: {function}.{where}"]
+        noisy: list[str] = []
+        for _ in range(_MAX_NOISY_FIELDS):
+            again = compare_steps(a, b, replace(self.options,
+                                                ignore=self.options.ignore + tuple(noisy)))
+            divergence = again.divergence
+            if divergence is None or divergence.field is None or not divergence.path:
+                break  # identical, or a different call: not a field one can ignore
+            noisy.append(f"{divergence.path[-1]}.{divergence.field}")
+        return noisy
 
 
 def _judge_incident(result: ReplayResult, error: Event, outcome: RunOutcome,

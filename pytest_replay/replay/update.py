@@ -94,6 +94,8 @@ def summary_lines(state: ReplaySession) -> list[str]:
             continue
         label = "ACCEPTED" if written and state.baselines.get(nodeid) else status.upper()
         lines.append(f"{label:<15} {nodeid}: {message}")
+    for nodeid, noise in state.noise:
+        lines.append(f"{'NOISE':<15} {nodeid}: {noise}")
     lines.extend(state.update_notes)
     for orphan in state.orphans:
         lines.append(f"orphaned baseline: {orphan} (its trace or root is gone; "
