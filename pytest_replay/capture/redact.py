@@ -18,10 +18,15 @@ from typing import Final, final
 
 DEFAULT_SECRET_WORDS: Final = (
     "password", "passwd", "passphrase", "secret", "token", "apikey", "api_key", "api-key",
-    "authorization", "credential", "bearer", "session", "cookie", "csrf", "private_key",
-    "privatekey", "access_key", "signature", "x-api-key",
+    "authorization", "credential", "bearer", "session", "cookie", "csrf", "xsrf",
+    "private_key", "privatekey", "access_key", "signature", "x-api-key", "card_number",
+    "cardnumber", "credit_card", "creditcard", "security_code", "social_security",
 )
-DEFAULT_SECRET_NAMES: Final = ("auth", "pwd", "pass", "sid", "ssn", "cvv", "cvc", "pin")
+"""Key names containing one of these are secret. The one list every writer uses
+(capture here, ``extract-traces`` in :mod:`pytest_replay.redaction.rules`)."""
+DEFAULT_SECRET_NAMES: Final = ("auth", "pwd", "pass", "sid", "ssn", "cvv", "cvc", "cvv2", "pin",
+                               "otp", "iban", "jwt")
+"""Key names that are secret as whole words (``auth_header``, not ``author``)."""
 _CACHE_SIZE: Final = 4096
 REDACTED_VALUE: Final = "[REDACTED]"
 _SENSITIVE_PARAMETER = (r"[\w.-]*(?:key|token|secret|password|passwd|pwd|pass|auth|signature|sig"

@@ -14,16 +14,10 @@ import re
 from collections.abc import Iterable
 from typing import Final, final
 
-SECRET_WORDS: Final = (
-    "password", "passwd", "passphrase", "secret", "token", "apikey", "api_key", "api-key",
-    "authorization", "credential", "bearer", "session", "cookie", "csrf", "xsrf",
-    "private_key", "privatekey", "access_key", "signature", "card_number", "cardnumber",
-    "credit_card", "creditcard", "security_code", "social_security",
-)
-SECRET_NAMES: Final = (
-    "auth", "pwd", "pass", "pin", "sid", "ssn", "cvv", "cvc", "cvv2", "otp", "iban",
-    "jwt",
-)
+from pytest_replay.capture.redact import DEFAULT_SECRET_NAMES, DEFAULT_SECRET_WORDS
+
+SECRET_WORDS: Final = DEFAULT_SECRET_WORDS
+SECRET_NAMES: Final = DEFAULT_SECRET_NAMES
 
 
 class RuleError(ValueError):

@@ -217,7 +217,7 @@ def test_secret_headers_query_and_json_body_are_redacted(
     body = json.loads(echo["request_body"])
     assert body == {"user": "ann", "password": "[REDACTED]",
                     "billing": {"card": REDACTED_CARD, "cvv": "[REDACTED]", "amount": 12},
-                    "card_number": REDACTED_CARD, "order": 1234567890123}
+                    "card_number": "[REDACTED]", "order": 1234567890123}
     text = json.dumps(capture.events())
     for leaked in ("hunter2", "s3cr3t", "4111", "5555555555554444", "abc123", "tok-123"):
         assert leaked not in text
