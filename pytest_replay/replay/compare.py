@@ -22,6 +22,7 @@ import orjson
 
 from pytest_replay.format import events as ev
 from pytest_replay.format.events import Event
+from pytest_replay.format.isotime import parse_datetime
 from pytest_replay.format.values import TAG
 
 NEVER_COMPARED: Final = frozenset({
@@ -384,7 +385,7 @@ def _instants(value: Any) -> list[int]:
     if not isinstance(value, str) or not _ISO_TIME.match(value) or len(value) > 40:
         return []
     try:
-        moment = _dt.datetime.fromisoformat(value)
+        moment = parse_datetime(value)
     except ValueError:
         return []
     if moment.tzinfo is not None:

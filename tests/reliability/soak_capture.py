@@ -4,8 +4,9 @@ Run ``python tests/reliability/soak_capture.py [seconds] [threads]`` (defaults
 60 s and 16 threads). Phase 1 writes to a healthy file for half the time and
 then checks that every event is accounted for: written (in the file or its
 rotated backups), or dropped and counted when the load outran the disk
-(capture drops rather than blocks). No line may be torn. Phase 2 points the sink at a file that alternates
-between a full disk (a link to /dev/full) and a healthy file. It checks that
+(capture drops rather than blocks). No line may be torn. Phase 2 points the
+sink at a file that alternates between a full disk (a link to /dev/full) and a
+healthy file. It checks that
 requests always complete with the right results, that drops are counted, and
 that writing resumes each time the fault clears. It prints the figures
 docs/security.md keeps, and exits 1 if any check fails.
