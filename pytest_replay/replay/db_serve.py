@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
@@ -57,23 +58,44 @@ def serve_database(recorded: Sequence[dict[str, Any]]
 @contextlib.contextmanager
 def _serving(session: DatabaseSession) -> Iterator[ServedCalls]:
     patches: list[Patch] = []
-    served: list[str] = []
+    servers = _installed_servers()
     activate(session)
     try:
-        for system, module in _SERVERS.items():
-            try:
-                importlib.import_module(DRIVERS[system])
-            except ImportError:
-                continue  # not installed: the application cannot call it either
-            patches.extend(importlib.import_module(module).serve())
-            served.append(system)
-        with recording(served):
+        for _system, server in servers:
+            patches.extend(server.serve())
+        with recording([system for system, _server in servers]):
             yield session.calls
     finally:
         OPEN.release_all()  # results still open are written into this replay's stream
         restore_all(patches)
         deactivate(session)
         session.calls.unused = session.unused()
+
+
+_INSTALLED: dict[tuple[str, ...], tuple[tuple[str, Any], ...]] = {}
+"""``sys.path`` -> the servers of the drivers importable under it."""
+
+
+def _installed_servers() -> tuple[tuple[str, Any], ...]:
+    """``(system, server module)`` for each driver installed here, found once per process.
+
+    A driver that is not installed would otherwise be looked for on every
+    replay (a failed import searches the whole path each time); the answer
+    is kept until ``sys.path`` changes.
+    """
+    path = tuple(sys.path)
+    found = _INSTALLED.get(path)
+    if found is None:
+        servers: list[tuple[str, Any]] = []
+        for system, module in _SERVERS.items():
+            try:
+                importlib.import_module(DRIVERS[system])
+            except ImportError:
+                continue  # not installed: the application cannot call it either
+            servers.append((system, importlib.import_module(module)))
+        _INSTALLED.clear()
+        found = _INSTALLED[path] = tuple(servers)
+    return found
 
 
 __all__ = ["BadDatabaseRecording", "ReplayConnectionUsedOutside", "serve_database"]

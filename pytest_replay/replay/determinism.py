@@ -18,7 +18,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Final, final
 
 from pytest_replay.capture.nondeterminism import SOURCES, source_name
 from pytest_replay.capture.runtime import current_ids
@@ -26,6 +26,10 @@ from pytest_replay.format import events as ev
 from pytest_replay.format.decode import DecodeError, Opaque, decode
 from pytest_replay.format.events import Event
 from pytest_replay.replay.external import ServedCalls
+
+_SOURCES: Final = tuple((owner, attribute, source_name(owner, attribute))
+                        for owner, attribute in SOURCES)
+"""``(owner, attribute, event source name)`` of every source (the names never change)."""
 
 
 @contextmanager
@@ -45,18 +49,16 @@ def serve_nondeterminism(recorded: Sequence[Event], seed: str) -> Iterator[Serve
             environment.setdefault(str(event.get("key")), deque()).append(value)
         else:
             queues.setdefault(source, deque()).append(value)
-    # Not for secrets: a stable stand-in for draws the recording did not hold.
-    rng = random.Random(int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big"))  # noqa: S311
+    chance = _Chance(seed)
     saved: list[tuple[Any, str, Any]] = []
     had_own_get = "get" in vars(os.environ)
     real_get = os.environ.get
     try:
-        for owner, attribute in SOURCES:
+        for owner, attribute, name in _SOURCES:
             original = getattr(owner, attribute, None)
             if original is None:
                 continue
-            name = source_name(owner, attribute)
-            server = _server(name, attribute, original, queues.get(name, deque()), rng, report)
+            server = _server(name, attribute, original, queues.get(name), chance, report)
             saved.append((owner, attribute, original))
             setattr(owner, attribute, server)
         os.environ.get = _environment_server(  # type: ignore[method-assign]
@@ -76,6 +78,32 @@ def serve_nondeterminism(recorded: Sequence[Event], seed: str) -> Iterator[Serve
 _UNUSABLE = object()
 
 
+@final
+class _Chance:
+    """The stand-in generator for draws the recording lacks, seeded by the request id.
+
+    Made on the first such draw (and each source's fallback with it): most
+    replays never need one, and making them for every serve cost more than the
+    rest of the serve. Draws still come in call order from one generator, so
+    every replay of a trace draws the same values.
+    """
+
+    __slots__ = ("_rng", "_seed")
+
+    def __init__(self, seed: str) -> None:
+        self._seed = seed
+        self._rng: random.Random | None = None
+
+    @property
+    def rng(self) -> random.Random:
+        """The generator (made now if this is the first draw it serves)."""
+        if self._rng is None:
+            digest = hashlib.sha256(self._seed.encode()).digest()[:8]
+            # Not for secrets: a stable stand-in for draws the recording did not hold.
+            self._rng = random.Random(int.from_bytes(digest, "big"))  # noqa: S311
+        return self._rng
+
+
 def _decoded(value: Any) -> Any:
     try:
         decoded = decode(value)
@@ -84,10 +112,10 @@ def _decoded(value: Any) -> Any:
     return _UNUSABLE if isinstance(decoded, Opaque) else decoded
 
 
-def _server(name: str, attribute: str, original: Callable[..., Any], queue: deque[Any],
-            rng: random.Random, report: ServedCalls) -> Callable[..., Any]:
-    fallback = _fallback(attribute if not name.startswith("secrets.") else f"s_{attribute}",
-                         rng)
+def _server(name: str, attribute: str, original: Callable[..., Any], queue: deque[Any] | None,
+            chance: _Chance, report: ServedCalls) -> Callable[..., Any]:
+    kind = attribute if not name.startswith("secrets.") else f"s_{attribute}"
+    fallback: list[Callable[..., Any]] = []  # made on the first draw the recording lacks
 
     def serve(*args: Any, **kwargs: Any) -> Any:
         if current_ids()[0] is None:  # outside the request, as capture never recorded it
@@ -95,7 +123,9 @@ def _server(name: str, attribute: str, original: Callable[..., Any], queue: dequ
         report.served += 1
         if queue:
             return queue.popleft()
-        return fallback(*args, **kwargs)
+        if not fallback:
+            fallback.append(_fallback(kind, chance.rng))
+        return fallback[0](*args, **kwargs)
 
     serve.__name__ = attribute
     return serve

@@ -1,9 +1,10 @@
 """Serve a replay's HTTP calls from the recorded ``http_call`` events, never the network.
 
-The events become a vcrpy cassette held in memory (a persister that reads
-them, ``record_mode="none"``), so every client vcrpy patches (requests,
-urllib3, http.client, httpx sync and async) is answered by vcrpy's stubs,
-which open no socket. The cassette decides what to answer itself:
+Every client vcrpy patches (requests, urllib3, http.client, httpx sync and
+async) is answered by vcrpy's stubs, which open no socket; the stubs ask one
+process-wide stand-in for a vcrpy cassette, which passes each request to the
+serve in progress, so the stubs and patches are made once per process, not
+per replay. The serve decides what to answer:
 
 * overrides first (:class:`HttpOverrides`, built on ``responses``);
 * then the first recorded call, not yet served, that matches on the chosen
@@ -22,11 +23,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import gzip
 import http
 import importlib.util
-import itertools
 import json
 import sys
 import threading
@@ -50,7 +49,7 @@ from pytest_replay.capture.http import (
 from pytest_replay.format import events as ev
 from pytest_replay.format.values import TAG
 from pytest_replay.redaction import TOKEN, has_tokens, matches
-from pytest_replay.replay.external import ServedCalls
+from pytest_replay.replay.external import ServedCalls, UnrecordedCall
 
 __all__ = [
     "DEFAULT_MATCH_ON",
@@ -70,7 +69,7 @@ MATCH_RULES: Final = ("method", "url", "scheme", "host", "port", "path", "query"
 _KNOWN_ENCODINGS: Final = frozenset({"", "identity", "gzip", "x-gzip", "deflate", "br", "zstd"})
 _FORM: Final = "_telemetry_replay_form"
 _SERVING: Final = threading.Lock()
-_CASSETTE_IDS: Final = itertools.count(1)
+_MISSING: Final = object()
 
 
 class HttpCassetteError(ValueError):
@@ -262,7 +261,7 @@ def _body(event: Mapping[str, Any], prefix: str, bad: Callable[[str, str], Excep
     raise bad(field, f"expected text, null or a tagged bytes value, got {type(value).__name__}")
 
 
-# -- answering httpx, which decodes what it is served -------------------------------------
+# -- answering httpx, which decodes what it is served ------------------------------------
 
 
 def _encode_content(call: RecordedCall, body: bytes) -> bytes:
@@ -577,98 +576,288 @@ def _prepared(request: Any) -> Any:
     return prepared
 
 
-# -- the cassette ------------------------------------------------------------------------
+# -- answering ---------------------------------------------------------------------------
+
+
+def _asked(request: Any) -> str:
+    """``GET http://host/path``, as a refusal names the request (secrets in the URL redacted)."""
+    return f"{request.method} {redact_url(request.uri)}"
 
 
 @final
-class _MemoryPersister:
-    """vcrpy persister over the recorded calls: loads them, refuses to save anything."""
+class _Answers:
+    """One serve's recorded calls: answers each request from them, or refuses it."""
 
-    def __init__(self, requests: list[Any], responses: list[dict[str, Any]]) -> None:
-        self._requests = requests
-        self._responses = responses
+    def __init__(self, calls: list[RecordedCall], matchers: Sequence[Callable[[Any, Any], None]],
+                 served: ServedCalls, overrides: HttpOverrides | None) -> None:
+        from vcr.request import Request
 
-    def load_cassette(self, cassette_path: str, serializer: Any) -> tuple[list[Any], list[Any]]:
-        """The cassette's interactions, straight from memory."""
-        return self._requests, self._responses
+        self.calls = calls
+        self.requests = [call.vcr_request(Request) for call in calls]
+        self.played = [False] * len(calls)
+        self.matchers = matchers
+        self.served = served
+        self.overrides = overrides
 
-    def save_cassette(self, cassette_path: str, cassette_dict: Any, serializer: Any) -> None:
-        """Never called with record_mode none; a call would mean something recorded."""
-        raise RuntimeError(f"replay cassette {cassette_path} must never be saved")
+    def play(self, request: Any) -> dict[str, Any]:
+        """The override or next matching recorded answer; raises for a recorded failure."""
+        from vcr.matchers import requests_match
 
-
-@functools.cache
-def _cassette_class() -> type[Any]:
-    """vcrpy's Cassette, answering from the recording or refusing (built on first use)."""
-    from vcr.cassette import Cassette
-    from vcr.matchers import get_matchers_results, requests_match
-
-    class ReplayCassette(Cassette):  # type: ignore[misc]
-        """Serves overrides, then recorded calls in order; never reaches the network."""
-
-        def __init__(self, *args: Any, calls: list[RecordedCall], served: ServedCalls,
-                     overrides: HttpOverrides | None, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.replay_calls = calls
-            self.served = served
-            self.overrides = overrides
-
-        def can_play_response_for(self, request: Any) -> bool:
-            """Always: every request is answered here or refused here, never sent."""
-            return True
-
-        def play_response(self, request: Any) -> dict[str, Any]:
-            """The override or next matching recorded answer; raises for a recorded failure."""
-            if self.overrides is not None:
-                answer = self.overrides.answer(request)
-                if answer is not None:
-                    self.served.served += 1
-                    return answer
-            for index, (stored, _response) in enumerate(self.data):
-                if self.play_counts[index] or not requests_match(request, stored,
-                                                                 self._match_on):
-                    continue
-                self.play_counts[index] += 1
+        if self.overrides is not None:
+            answer = self.overrides.answer(request)
+            if answer is not None:
                 self.served.served += 1
-                call = self.replay_calls[index]
-                if call.error is not None:
-                    raise ServedError(rebuild_error(*call.error))
-                return call.vcr_response(encode_for_httpx=active_layer() == "httpx")
-            raise ServedError(self.served.refuse(self._asked(request), self._closest(request)))
+                return answer
+        for index, stored in enumerate(self.requests):
+            if self.played[index] or not requests_match(request, stored, self.matchers):
+                continue
+            self.played[index] = True
+            self.served.served += 1
+            call = self.calls[index]
+            if call.error is not None:
+                raise ServedError(rebuild_error(*call.error))
+            return call.vcr_response(encode_for_httpx=active_layer() == "httpx")
+        raise ServedError(self.served.refuse(_asked(request), self._closest(request)))
 
-        def _asked(self, request: Any) -> str:
-            return f"{request.method} {redact_url(request.uri)}"
+    def _closest(self, request: Any) -> str:
+        from vcr.matchers import get_matchers_results
 
-        def _closest(self, request: Any) -> str:
-            best: tuple[int, int, list[tuple[str, str]]] | None = None
-            for index, (stored, _response) in enumerate(self.data):
-                passed, failed = get_matchers_results(request, stored, self._match_on)
-                if not failed:  # it matches: only served already
-                    best = (len(passed) + 1, index, [])
-                    break
-                if best is None or len(passed) > best[0]:
-                    best = (len(passed), index, failed)
-            if best is None:
-                return "the recording holds no HTTP call"
-            call = self.replay_calls[best[1]]
-            if not best[2]:
-                return f"{call.describe()} matches but was already served"
-            reasons = "; ".join(message for _name, message in best[2])
-            return f"closest recorded call {call.describe()} differs: {reasons}"
+        best: tuple[int, int, list[tuple[str, str]]] | None = None
+        for index, stored in enumerate(self.requests):
+            passed, failed = get_matchers_results(request, stored, self.matchers)
+            if not failed:  # it matches: only served already
+                best = (len(passed) + 1, index, [])
+                break
+            if best is None or len(passed) > best[0]:
+                best = (len(passed), index, failed)
+        if best is None:
+            return "the recording holds no HTTP call"
+        call = self.calls[best[1]]
+        if not best[2]:
+            return f"{call.describe()} matches but was already served"
+        reasons = "; ".join(message for _name, message in best[2])
+        return f"closest recorded call {call.describe()} differs: {reasons}"
 
-    return ReplayCassette
+    def most_alike(self, request: Any) -> list[tuple[Any, list[str], list[tuple[str, str]]]]:
+        """The recorded requests matching most rules (at least one), as vcrpy lists them."""
+        from vcr.matchers import get_matchers_results
+
+        results = [(stored, *get_matchers_results(request, stored, self.matchers))
+                   for stored in self.requests]
+        most = max((len(passed) for _stored, passed, _failed in results), default=0)
+        return [result for result in results if most and len(result[1]) == most]
+
+    def unused(self) -> list[str]:
+        """Recorded calls no request took."""
+        return [call.describe() for call, played in zip(self.calls, self.played, strict=True)
+                if not played]
 
 
-def _instrument_http_client(cassette: Any) -> list[Callable[[], None]]:
-    """Capture on the http.client classes vcrpy put in place for this cassette."""
+@final
+class _Dispatcher:
+    """What vcrpy's stubs take for their cassette: hands each request to the serve in progress.
+
+    One for the process, so the stub classes and patches made for it serve
+    every replay (see :func:`_patch_table`).
+    """
+
+    _path = "<telemetry-replay http>"  # vcrpy's patch builder names stub classes after it
+    custom_patches: tuple[Any, ...] = ()
+    skip_patchers: tuple[str, ...] = ()
+    write_protected = True
+
+    def __init__(self) -> None:
+        self.answers: _Answers | None = None
+
+    def can_play_response_for(self, request: Any) -> bool:
+        """Always: every request is answered or refused here, never sent."""
+        return True
+
+    def play_response(self, request: Any) -> dict[str, Any]:
+        """The answer of the serve in progress (a connection kept past its replay is refused)."""
+        answers = self.answers
+        if answers is None:
+            raise ServedError(UnrecordedCall("http", _asked(request),
+                                             "no replay is serving HTTP now"))
+        return answers.play(request)
+
+    def find_requests_with_most_matches(
+            self, request: Any) -> list[tuple[Any, list[str], list[tuple[str, str]]]]:
+        """The recorded requests most like ``request`` (aiohttp's stub follows redirects so)."""
+        return [] if self.answers is None else self.answers.most_alike(request)
+
+    def filter_request(self, request: Any) -> Any:
+        """vcrpy's hook before recording: nothing to filter, nothing is recorded."""
+        return request
+
+    def append(self, request: Any, response: Any) -> None:
+        """Never called while every request is played; a call would mean something recorded."""
+        raise RuntimeError("a replay never records an HTTP call")
+
+
+_DISPATCHER: Final = _Dispatcher()
+
+
+# -- patching, once per process ----------------------------------------------------------
+#
+# Building a vcrpy cassette and its patchers for each replay cost more than the replay:
+# the builder retries the import of every client library vcrpy knows, installed or not,
+# and makes new stub classes; and each connection a stub opens undoes and redoes every
+# patch (retrying those imports again). Here the patch table is built once for the
+# dispatcher, and built again only when what it was built from changed; a serve sets
+# the table's attributes and restores them.
+
+
+@final
+@dataclass(frozen=True)
+class _Patch:
+    """Set ``owner.name`` to ``replacement`` while serving (``seen``: the value at build)."""
+
+    owner: Any
+    name: str
+    seen: Any
+    replacement: Any
+
+
+@final
+@dataclass(frozen=True)
+class _Table:
+    """Every patch vcrpy's builder makes, and the pool cleaners for urllib3's stubs."""
+
+    path: tuple[str, ...]
+    """``sys.path`` when built: a library may have become importable since."""
+    patches: tuple[_Patch, ...]
+    cleaners: tuple[Any, ...]
+
+    def current(self) -> bool:
+        """Whether the table still fits: same import path, every target as it was seen."""
+        return tuple(sys.path) == self.path and all(
+            vars(patch.owner).get(patch.name, _MISSING) is patch.seen for patch in self.patches)
+
+
+@final
+class _Serving:
+    """The table in use and, while serving, what each patched attribute held before."""
+
+    __slots__ = ("applied", "classes", "table")
+
+    def __init__(self) -> None:
+        self.table: _Table | None = None
+        self.applied: list[tuple[Any, str, Any]] = []
+        """``(owner, name, raw value before or _MISSING)`` in the order they were set."""
+        self.classes: list[tuple[Any, str, Any]] = []
+        """The entries of ``applied`` that put a class (or a table of classes) in place."""
+
+
+_STATE: Final = _Serving()
+
+
+def _patch_table() -> _Table:
+    table = _STATE.table
+    if table is None or not table.current():
+        table = _STATE.table = _build_table()
+    return table
+
+
+def _build_table() -> _Table:
+    from vcr.patch import CassettePatcherBuilder
+    from vcr.stubs import VCRConnection
+
+    class Builder(CassettePatcherBuilder):  # type: ignore[misc]
+        """vcrpy's own patch list for the dispatcher, as plain patches instead of mocks."""
+
+        def _build_patcher(self, obj: Any, attribute: str, replacement: Any) -> _Patch | None:
+            if not hasattr(obj, attribute):
+                return None
+            return _Patch(obj, attribute, vars(obj).get(attribute, _MISSING),
+                          self._recursively_apply_get_cassette_subclass(replacement))
+
+        def _build_cassette_subclass(self, base_class: Any) -> type:
+            namespace: dict[str, Any] = {"cassette": self._cassette}
+            if issubclass(base_class, VCRConnection) and (
+                    base_class.__init__ is VCRConnection.__init__):
+                namespace["__init__"] = _connection_init
+            return type(f"{base_class.__name__}Replay", (base_class,), namespace)
+
+    path = tuple(sys.path)
+    patches: list[_Patch] = []
+    cleaners: list[Any] = []
+    for item in Builder(_DISPATCHER).build():
+        (patches if isinstance(item, _Patch) else cleaners).append(item)
+    return _Table(path, tuple(patches), tuple(cleaners))
+
+
+def _connection_init(self: Any, *args: Any, **kwargs: Any) -> None:
+    """vcrpy's stub constructor, with the real classes put back by the table, not by mocks."""
+    kwargs.pop("strict", None)
+    with _real_classes():  # http.client's HTTPSConnection names its own class in super()
+        self.real_connection = self._baseclass(*args, **kwargs)
+    self._sock = None
+
+
+def _set(owner: Any, name: str, value: Any) -> None:
+    if value is _MISSING:
+        if name in vars(owner):
+            delattr(owner, name)
+    else:
+        setattr(owner, name, value)
+
+
+@contextlib.contextmanager
+def _real_classes() -> Iterator[None]:
+    """The connection classes a serve replaced are the real ones again for the block.
+
+    Then each holds what it held before the block (a patch made meanwhile stays).
+    """
+    swapped = _STATE.classes
+    now = [(owner, name, vars(owner).get(name, _MISSING)) for owner, name, _before in swapped]
+    for owner, name, before in reversed(swapped):
+        _set(owner, name, before)
+    try:
+        yield
+    finally:
+        for owner, name, value in now:
+            _set(owner, name, value)
+
+
+def _apply(table: _Table) -> None:
+    for patch in table.patches:
+        entry = (patch.owner, patch.name, vars(patch.owner).get(patch.name, _MISSING))
+        _STATE.applied.append(entry)
+        if isinstance(patch.replacement, (type, dict)):
+            _STATE.classes.append(entry)
+        setattr(patch.owner, patch.name, patch.replacement)
+
+
+def _restore() -> None:
+    _STATE.classes.clear()
+    while _STATE.applied:
+        owner, name, before = _STATE.applied.pop()
+        _set(owner, name, before)
+
+
+def _clean_pools(table: _Table) -> None:
+    """Close the stub connections urllib3's pools still hold (vcrpy's ConnectionRemover)."""
+    for cleaner in table.cleaners:
+        cleaner.__exit__(None, None, None)
+        pools = getattr(cleaner, "_connection_pool_to_connections", None)
+        if isinstance(pools, dict):
+            pools.clear()  # this serve's pools: the next serve starts with none
+
+
+def _instrument_http_client() -> list[Callable[[], None]]:
+    """Capture on the http.client classes the table put in place."""
     import http.client
 
     undo: list[Callable[[], None]] = []
     for name, scheme in (("HTTPConnection", "http"), ("HTTPSConnection", "https")):
         cls = getattr(http.client, name)
-        if getattr(cls, "cassette", None) is cassette:
+        if getattr(cls, "cassette", None) is _DISPATCHER:
             undo.append(wrap_http_client_class(cls, scheme))
     return undo
+
+
+# -- serving -----------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -681,7 +870,7 @@ def serve_http(recorded: Sequence[Mapping[str, Any]], *,
     ``unrecorded`` (calls refused) and, after exit, ``unused`` (recorded calls
     never asked for). Raises :class:`HttpCassetteError` before serving when an
     event cannot be served, and ``ValueError`` for an unknown match rule.
-    One serve at a time per process: vcrpy patches process-wide.
+    One serve at a time per process: the stubs are patched in process-wide.
     """
     matchers = matchers_for(match_on)
     calls = recorded_calls(recorded)
@@ -696,29 +885,29 @@ def serve_http(recorded: Sequence[Mapping[str, Any]], *,
 
 def _serving(calls: list[RecordedCall], matchers: list[Callable[[Any, Any], None]],
              overrides: HttpOverrides | None) -> Iterator[ServedCalls]:
-    from vcr.request import Request
-
     served = ServedCalls("http")
-    requests = [call.vcr_request(Request) for call in calls]
-    responses = [call.vcr_response() for call in calls]
+    answers = _Answers(calls, matchers, served, overrides)
     capture_here = not http_capture_installed()
     if capture_here:
         install_http_capture()
-    path = f"<telemetry-replay http cassette {next(_CASSETTE_IDS)}>"
-    context = _cassette_class().use(
-        path=path, persister=_MemoryPersister(requests, responses), record_mode="none",
-        match_on=matchers, allow_playback_repeats=False, calls=calls, served=served,
-        overrides=overrides)
     try:
-        with context as cassette:
-            undo = _instrument_http_client(cassette)
+        table = _patch_table()
+        _DISPATCHER.answers = answers
+        try:
+            _apply(table)
+            for cleaner in table.cleaners:
+                cleaner.__enter__()
+            undo = _instrument_http_client()
             try:
                 yield served
             finally:
                 for step in undo:
                     step()
-                served.unused.extend(call.describe() for index, call in enumerate(calls)
-                                     if not cassette.play_counts[index])
+                _clean_pools(table)
+        finally:
+            _restore()
+            _DISPATCHER.answers = None
+            served.unused.extend(answers.unused())
     finally:
         if capture_here:
             uninstall_http_capture()
