@@ -106,6 +106,9 @@ class ReplayEngine:
         self.servers = servers or default_servers
         self.options = CompareOptions(ignore=config.ignore,
                                       float_tolerance=config.float_tolerance)
+        # Built once: a Redaction remembers its verdicts, which every replay reuses.
+        self.redaction = (Redaction(keys=config.redact_keys, patterns=config.redact_patterns)
+                          if config.redact_keys or config.redact_patterns else Redaction())
 
     # -- running ------------------------------------------------------------------------
 
@@ -169,7 +172,7 @@ class ReplayEngine:
         returned, value, error = False, None, None
         started = time.perf_counter_ns()
         with ExitStack() as stack:
-            stack.enter_context(_capturing_into(sink, self.config))
+            stack.enter_context(_capturing_into(sink, self.redaction))
             observed = stack.enter_context(observe_targets(self.policy))
             try:
                 served = stack.enter_context(sandbox(moment, servers))
@@ -445,7 +448,7 @@ def _run_coroutine(awaitable: Any) -> Any:
 
 
 @contextmanager
-def _capturing_into(sink: MemorySink, config: ReplayConfig) -> Iterator[None]:
+def _capturing_into(sink: MemorySink, redaction: Redaction) -> Iterator[None]:
     """Point the capture runtime at ``sink`` for one replay, then restore it exactly."""
     saved = (RUNTIME.sink, RUNTIME.active, RUNTIME.service, RUNTIME.redaction,
              RUNTIME.limits, RUNTIME.sample_rate)
@@ -453,8 +456,7 @@ def _capturing_into(sink: MemorySink, config: ReplayConfig) -> Iterator[None]:
     RUNTIME.service = None
     RUNTIME.sample_rate = 1.0
     RUNTIME.limits = Limits()
-    RUNTIME.redaction = (Redaction(keys=config.redact_keys, patterns=config.redact_patterns)
-                         if config.redact_keys or config.redact_patterns else Redaction())
+    RUNTIME.redaction = redaction
     RUNTIME.active = True
     try:
         yield
