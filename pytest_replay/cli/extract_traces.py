@@ -19,8 +19,10 @@ from pytest_replay.extract._config import ConfigError, as_lines, read_ini
 from pytest_replay.extract.criteria import Criteria, Status, compile_pattern
 from pytest_replay.extract.engine import Options, extract
 from pytest_replay.extract.output import OutputError
+from pytest_replay.extract.parallel import workers_from_env
 from pytest_replay.extract.problems import StrictError
 from pytest_replay.extract.sources import InputError
+from pytest_replay.extract.store import Budget
 from pytest_replay.extract.summary import summary
 from pytest_replay.extract.timespec import (
     TimeSpecError,
@@ -191,13 +193,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         criteria = criteria_from(args)
         rules = rules_from(args.rootdir or Path.cwd())
+        budget = Budget.from_env()  # BudgetError and WorkersError are ValueErrors too
+        workers = workers_from_env()
     except (ValueError, ConfigError) as exc:  # TimeSpecError and RuleError are ValueErrors
         parser.error(str(exc))
     options = Options(
         inputs=logs, criteria=criteria, output=args.output, split_dir=args.split_dir,
         redact=args.redact, rules=rules, strict=args.strict, force=args.force,
         stdin=sys.stdin.buffer if sys.stdin is not None else None,
-        stdout=sys.stdout.buffer,
+        stdout=sys.stdout.buffer, budget=budget, workers=workers,
     )
     return run(options, quiet=args.quiet)
 
@@ -221,7 +225,7 @@ def run(options: Options, *, quiet: bool = False) -> int:
     if not quiet:
         for line in summary(report, options.criteria):
             print(line, file=sys.stderr)
-    return EXIT_WRITTEN if report.written else EXIT_NOTHING
+    return EXIT_WRITTEN if report.requests else EXIT_NOTHING
 
 
 def _error(message: str) -> None:

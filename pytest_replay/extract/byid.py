@@ -11,9 +11,14 @@
    their ``function_entry`` lines go by. A child learnt at some point may
    have lines *before* that point (logs merged out of order, a child
    written before its parent): those parts of the logs are scanned again
-   for the ids learnt late, until nothing new turns up.
+   for the ids learnt late, until nothing new turns up. Children are learnt
+   by :class:`TreeRule` in whichever process scans (a large pass is cut in
+   two, see :mod:`pytest_replay.extract.parallel`); a child learnt in one
+   half was looked for in the rest of that half only, so the other half
+   counts as unread for it.
 
-Memory holds the ids of the chosen trees only; lines go to the spool.
+Memory holds the ids of the chosen trees only; lines go to the spool (on
+disk).
 """
 
 from __future__ import annotations
@@ -25,12 +30,11 @@ from pytest_replay.extract.criteria import Criteria
 from pytest_replay.extract.idmatch import KeyedMatcher, Matcher, SubstringMatcher
 from pytest_replay.extract.scan import Hit, Scanner
 from pytest_replay.extract.spool import Spool
+from pytest_replay.extract.store import Budget
 from pytest_replay.format.events import FUNCTION_ENTRY, Event
 
 SUBSTRING_NEEDLES = 4
 """Up to this many ids, the first pass is plain ``bytes.find``."""
-MAX_KEPT = 100_000
-"""Lines of the given ids kept from the first pass; past this they are looked for again."""
 
 
 @dataclass
@@ -44,7 +48,8 @@ class Entry:
 class ById:
     """One id-driven selection over a set of sources."""
 
-    def __init__(self, scanner: Scanner, spool: Spool, criteria: Criteria) -> None:
+    def __init__(self, scanner: Scanner, spool: Spool, criteria: Criteria,
+                 budget: Budget | None = None) -> None:
         self.scanner = scanner
         self.spool = spool
         self.criteria = criteria
@@ -54,9 +59,11 @@ class ById:
         self.found_ids: set[str] = set()
         """Ids of the command line that some line mentions (to say which did not match)."""
         self._late: dict[str, int] = {}
-        self._matcher = KeyedMatcher()
         self._wanted: set[str] = set()
         self._kept: list[tuple[int, bytes, str]] | None = []
+        self._kept_bytes = 0
+        self._kept_limit = (budget or Budget()).kept_bytes
+        """Past this many bytes, the lines of the given ids are looked for again instead."""
 
     def run(self) -> list[str]:
         """Root ids of the requests found, in log order; their lines are in the spool."""
@@ -88,12 +95,12 @@ class ById:
                             else KeyedMatcher(wanted))
         starts: set[str] = set()
 
-        def on_hit(hit: Hit) -> bool:
+        def on_hit(hit: Hit) -> None:
             event = hit.event
             self._note(event, hit.position)
             cid = event.get("correlation_id")
             if not isinstance(cid, str):
-                return False
+                return
             if cid in wanted:
                 starts.add(cid)
                 self.found_ids.add(cid)
@@ -101,7 +108,6 @@ class ById:
             elif not by_cid and event.get("trace_id") in wanted:
                 starts.add(cid)
                 self.found_ids.add(str(event["trace_id"]))
-            return False
 
         self.scanner.run(matcher, on_hit)
         if by_cid:
@@ -112,7 +118,8 @@ class ById:
         kept = self._kept
         if kept is not None:
             kept.append((hit.position, hit.raw, cid))
-            if len(kept) > MAX_KEPT:
+            self._kept_bytes += len(hit.raw) + 100
+            if self._kept_bytes > self._kept_limit:
                 self._kept = None
 
     def _climb(self, starts: Iterable[str]) -> set[str]:
@@ -123,9 +130,8 @@ class ById:
                 return {root for root in roots if root is not None}
             matcher = KeyedMatcher(missing)
 
-            def on_hit(hit: Hit) -> bool:
+            def on_hit(hit: Hit) -> None:
                 self._note(hit.event, hit.position)
-                return False
 
             self.scanner.run(matcher, on_hit)
             self.searched.update(missing)
@@ -161,34 +167,39 @@ class ById:
             root = member.get(cid)
             if root is not None:
                 self.spool.add(root, where, raw)
-        self._matcher = KeyedMatcher(cid for cid in member if cid not in covered)
+        matcher = KeyedMatcher(cid for cid in member if cid not in covered)
         self._late = {}
-        if len(self._matcher):
-            self.scanner.run(self._matcher, self._on_tree_line)
-        needed = self._unread(None)
+        if len(matcher):
+            self.scanner.run(matcher, self._on_tree_line, learn=TreeRule(set(member), matcher))
+        needed = self._unread()
         while needed:
             spans = [span for spans in needed.values() for span in spans]
             lo = min(span[0] for span in spans)
             ends = [span[1] for span in spans]
             hi = None if None in ends else max(end for end in ends if end is not None)
-            self._matcher = KeyedMatcher(needed)
+            matcher = KeyedMatcher(needed)
             self._late = {}
-            self.scanner.run(self._matcher, self._on_tree_line, lo, hi)
-            needed = self._unread(hi)
+            self.scanner.run(matcher, self._on_tree_line, lo, hi,
+                             learn=TreeRule(set(member), matcher))
+            needed = self._unread()
 
-    def _unread(self, hi: int | None) -> dict[str, list[tuple[int, int | None]]]:
+    def _unread(self) -> dict[str, list[tuple[int, int | None]]]:
         """Where the ids learnt in the last pass may still have lines nobody read.
 
-        An id learnt at position p was scanned for from p to the end of that
-        pass's region ``hi``: what lies before p, and after ``hi``, is unread.
+        An id learnt at position p was scanned for from p to the end of the
+        region (of the pass, or of its half) that p lies in: what lies before
+        p, and after that end, is unread.
         """
         needed: dict[str, list[tuple[int, int | None]]] = {}
+        regions = self.scanner.last_regions
         for cid, where in self._late.items():
+            end = next((hi for lo, hi in regions if lo <= where and (hi is None or where < hi)),
+                       regions[-1][1])
             spans: list[tuple[int, int | None]] = []
             if where > 0:
                 spans.append((0, where))
-            if hi is not None:
-                spans.append((hi, None))
+            if end is not None:
+                spans.append((end, None))
             if spans:
                 needed[cid] = spans
         return needed
@@ -213,13 +224,12 @@ class ById:
                 self.member[item] = root
         return root
 
-    def _on_tree_line(self, hit: Hit) -> bool:
+    def _on_tree_line(self, hit: Hit) -> None:
         event = hit.event
         cid = event.get("correlation_id")
         if not isinstance(cid, str):
-            return False
+            return
         root = self.member.get(cid)
-        grew = False
         if root is None and event.get("event_type") == FUNCTION_ENTRY:
             parent = event.get("parent_correlation_id")
             parent_root = self.member.get(parent) if isinstance(parent, str) else None
@@ -227,7 +237,31 @@ class ById:
                 self.entries.setdefault(cid, Entry(str(parent), hit.position))
                 self.member[cid] = root = parent_root
                 self._late[cid] = hit.position
-                grew = self._matcher.add([cid])
         if root is not None:
             self.spool.add(root, hit.position, hit.raw)
-        return grew
+
+
+class TreeRule:
+    """Learns the calls of the chosen trees as their entries go by, in the scanning process.
+
+    The same rule as :meth:`ById._on_tree_line`, on a copy of what is known
+    (a forked scanner cannot share this process's state): an entry whose
+    parent is known makes its call known, and the matcher looks for it.
+    """
+
+    __slots__ = ("known", "matcher")
+
+    def __init__(self, known: set[str], matcher: KeyedMatcher) -> None:
+        self.known = known
+        self.matcher = matcher
+
+    def __call__(self, hit: Hit) -> bool:
+        event = hit.event
+        if event.get("event_type") != FUNCTION_ENTRY:
+            return False
+        cid, parent = event.get("correlation_id"), event.get("parent_correlation_id")
+        if (not isinstance(cid, str) or not isinstance(parent, str) or parent == cid
+                or cid in self.known or parent not in self.known):
+            return False
+        self.known.add(cid)
+        return self.matcher.add([cid])

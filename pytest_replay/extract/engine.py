@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -15,13 +16,14 @@ from typing import IO
 from pytest_replay.extract.byid import ById
 from pytest_replay.extract.criteria import Criteria
 from pytest_replay.extract.facts import Line, judge
-from pytest_replay.extract.general import General
 from pytest_replay.extract.output import Render, Written, to_directory, to_file, to_stream
+from pytest_replay.extract.parallel import SPLIT_MIN_BYTES, workers_from_env
 from pytest_replay.extract.problems import Problems, StrictError, line_numbers, located
 from pytest_replay.extract.scan import Scanner
 from pytest_replay.extract.segments import iter_segments, position
 from pytest_replay.extract.sources import Source, Sources, resolve, stream_errors
 from pytest_replay.extract.spool import Spool
+from pytest_replay.extract.store import Budget, RootList, Store
 from pytest_replay.format.reader import parse_line
 from pytest_replay.redaction import Redactor, Rules
 
@@ -40,6 +42,12 @@ class Options:
     force: bool = False
     stdin: IO[bytes] | None = None
     stdout: IO[bytes] | None = None
+    budget: Budget | None = None
+    """Memory budget; None reads ``TELEMETRY_REPLAY_EXTRACT_MEMORY_MB``."""
+    workers: int | None = None
+    """Processes a scan may use; None reads ``TELEMETRY_REPLAY_EXTRACT_WORKERS`` (default 2)."""
+    split_min: int = SPLIT_MIN_BYTES
+    """A pass over fewer bytes than this stays in one process."""
 
 
 @dataclass
@@ -49,23 +57,27 @@ class Report:
     sources: list[Source] = field(default_factory=list)
     problems: Problems = field(default_factory=Problems)
     written: list[Written] = field(default_factory=list)
+    """The first requests written (enough to list them in the summary)."""
+    requests: int = 0
+    events: int = 0
     redactor: Redactor | None = None
     candidates: int = 0
+    """Requests chosen (found and judged), before the output."""
     bytes_read: int = 0
     log_bytes: int = 0
     passes: int = 0
+    split_passes: int = 0
     lines_parsed: int = 0
     seconds: float = 0.0
     missing_ids: list[str] = field(default_factory=list)
 
-    @property
-    def events(self) -> int:
-        """Events written over all requests."""
-        return sum(record.events for record in self.written)
-
 
 def extract(options: Options) -> Report:
-    """Run one extraction; raises InputError, OutputError, StrictError, RuleError."""
+    """Run one extraction.
+
+    Raises InputError, OutputError, StrictError, RuleError, and (from the
+    environment) BudgetError or WorkersError.
+    """
     started = time.perf_counter()
     report = Report(problems=Problems(strict=options.strict))
     with Sources() as sources:
@@ -84,44 +96,51 @@ def extract(options: Options) -> Report:
 def _run(options: Options, report: Report) -> None:
     if options.strict:
         validate(report.sources, report.problems)
-    with Spool() as spool:
-        scanner = Scanner(report.sources, report.problems)
-        roots, undecided, found = _select(options.criteria, scanner, spool)
-        report.candidates = len(roots)
+    budget = options.budget or Budget.from_env()
+    with Store(budget) as store:
+        spool = Spool(store)
+        workers = options.workers if options.workers is not None else workers_from_env()
+        scanner = Scanner(report.sources, report.problems, workers=workers,
+                          split_min=options.split_min)
+        found, candidates = _select(options.criteria, scanner, spool, store)
         named = options.criteria.correlation_ids or options.criteria.trace_ids
         report.missing_ids = [value for value in named if value not in found]
-        chosen = _judged(options.criteria, spool, roots, undecided)
+        chosen = _judged(options.criteria, spool, candidates, RootList(store, "chosen"))
+        report.candidates = len(chosen)
         if chosen:
             report.redactor = Redactor(options.rules) if options.redact else None
             render = Render(spool, report.redactor)
             _write(options, chosen, render)
             report.written = render.written
+            report.requests = render.requests
+            report.events = render.events
         report.bytes_read = scanner.bytes_read
         report.log_bytes = scanner.log_bytes
         report.passes = scanner.passes
+        report.split_passes = scanner.split_passes
         report.lines_parsed = scanner.lines_parsed
 
 
-def _select(criteria: Criteria, scanner: Scanner, spool: Spool
-            ) -> tuple[list[str], set[str], set[str]]:
-    """Candidate roots in log order, those still to judge, and the ids some line named."""
+def _select(criteria: Criteria, scanner: Scanner, spool: Spool, store: Store
+            ) -> tuple[set[str], Iterable[tuple[str, bool]]]:
+    """The ids some line named, and the candidate roots in log order (with: still to judge)."""
     if criteria.by_id:
-        selection = ById(scanner, spool, criteria)
+        selection = ById(scanner, spool, criteria, store.budget)
         roots = selection.run()
         # A request found through an id holds it, so ids alone need no judging.
-        return roots, set() if criteria.only_ids else set(roots), selection.found_ids
-    general = General(scanner, spool, criteria, scanner.problems)
-    roots = general.run()
-    return roots, general.undecided, set()
+        judge_them = not criteria.only_ids
+        return selection.found_ids, [(root, judge_them) for root in roots]
+    from pytest_replay.extract.general import General  # the id path never needs SQL joins
+
+    return set(), General(scanner, spool, store, criteria, scanner.problems).run()
 
 
-def _judged(criteria: Criteria, spool: Spool, roots: list[str], undecided: set[str]
-            ) -> list[str]:
-    chosen: list[str] = []
-    for root in roots:
+def _judged(criteria: Criteria, spool: Spool, candidates: Iterable[tuple[str, bool]],
+            chosen: RootList) -> RootList:
+    for root, undecided in candidates:
         if criteria.limit is not None and len(chosen) >= criteria.limit:
             break
-        if root in undecided:
+        if undecided:
             lines: list[Line] = [(where, raw, parse_line(raw, "<spool>", 0))
                                  for where, raw in spool.lines(root)]
             if not judge(criteria, root, lines):
@@ -130,7 +149,7 @@ def _judged(criteria: Criteria, spool: Spool, roots: list[str], undecided: set[s
     return chosen
 
 
-def _write(options: Options, roots: list[str], render: Render) -> None:
+def _write(options: Options, roots: RootList, render: Render) -> None:
     if options.split_dir is not None:
         to_directory(options.split_dir, roots, render, force=options.force)
     elif options.output is not None:

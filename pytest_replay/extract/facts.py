@@ -24,8 +24,6 @@ from typing import Any, Final
 
 from pytest_replay.extract.criteria import Criteria
 from pytest_replay.format.events import CONTEXT, ERROR, FUNCTION_ENTRY, FUNCTION_EXIT, Event
-from pytest_replay.format.reader import LineEvent, ReadResult
-from pytest_replay.model import build_trace
 
 VARIANT_KEYS: Final = ("variant", "experiment_variant")
 _TEXT_TAGS: Final = frozenset({"uuid", "decimal", "int"})
@@ -62,13 +60,25 @@ def _context_texts(event: Event, keys: Iterable[str]) -> Iterator[str]:
 
 def user_ids_of(event: Event, root_id: str) -> Iterator[str]:
     """User ids an event tells: a context's ``user_id``, or the root entry's ``user_id`` arg."""
+    yield from context_user_ids(event)
+    if event.get("correlation_id") == root_id:
+        yield from argument_user_ids(event)
+
+
+def context_user_ids(event: Event) -> Iterator[str]:
+    """The ``user_id`` of a context event."""
     yield from _context_texts(event, ("user_id",))
-    if event.get("event_type") == FUNCTION_ENTRY and event.get("correlation_id") == root_id:
-        args = event.get("args")
-        if isinstance(args, dict):
-            text = text_of(args.get("user_id"))
-            if text is not None:
-                yield text
+
+
+def argument_user_ids(event: Event) -> Iterator[str]:
+    """The ``user_id`` argument of an entry (it names the user when the entry is a root's)."""
+    if event.get("event_type") != FUNCTION_ENTRY:
+        return
+    args = event.get("args")
+    if isinstance(args, dict):
+        text = text_of(args.get("user_id"))
+        if text is not None:
+            yield text
 
 
 def variants_of(event: Event) -> Iterator[str]:
@@ -133,6 +143,9 @@ def duration_ns(root_id: str, events: Sequence[Event]) -> int | None:
 
 def is_incident(root_id: str, events: Sequence[Event]) -> bool:
     """Whether the request ended in an error, by the model's own rule."""
+    from pytest_replay.format.reader import LineEvent, ReadResult
+    from pytest_replay.model import build_trace  # costs an import only when --status is used
+
     result = ReadResult("<request>", [LineEvent(index + 1, e) for index, e in enumerate(events)])
     for root in build_trace(result).roots:
         if root.correlation_id == root_id:

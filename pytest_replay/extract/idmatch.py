@@ -5,16 +5,20 @@ never parses to search: it runs ``bytes.find`` or one compiled regular
 expression over megabyte blocks and returns positions; only the lines found
 are parsed (and checked exactly) by the caller.
 
-Two matchers:
+The matchers:
 
 - :class:`SubstringMatcher`: a few needles anywhere in a line (``bytes.find``,
-  the fastest scan there is).
-- :class:`KeyedMatcher`: ids as the value of ``correlation_id`` or
-  ``parent_correlation_id`` (a line of the frame, or a call it made). Up to
-  a few hundred ids it is one regular expression whose alternatives form a
-  trie, anchored on the literal ``correlation_id"``; past that it collects
-  every id value of the block and intersects sets.
+  the fastest scan there is; see :class:`Needles`).
+- :class:`KeyedMatcher`: ids of calls, growing as calls are learnt. While
+  ``bytes.find`` needs at most :data:`GROUPS_LIMIT` scans a block it uses
+  :class:`Needles` (any JSON string); then one regular expression whose
+  alternatives form a trie, anchored on the literal ``correlation_id"`` (the
+  value of ``correlation_id`` or ``parent_correlation_id``); past a few
+  hundred ids it collects every id value of the block and intersects sets.
 - :class:`CidSetMatcher`: ``correlation_id`` values in a large set.
+
+Every matcher over-approximates: the caller parses the lines found and
+checks them exactly.
 
 JSON allows spaces and tabs around the colon (``json.dumps`` writes one);
 the expressions accept them.
@@ -30,8 +34,12 @@ from typing import Final, Protocol
 
 import orjson
 
-FIND_LIMIT: Final = 2
-"""Up to this many id forms, ``bytes.find`` for each beats one regular expression."""
+FIND_LIMIT: Final = 64
+"""Up to this many id forms, ``bytes.find`` may beat one regular expression (see GROUPS_LIMIT)."""
+GROUPS_LIMIT: Final = 3
+"""Up to this many ``bytes.find`` scans a block (groups of ids) beat one regular expression."""
+SHARED_MIN: Final = 8
+"""Ids sharing this many leading bytes (opening quote included) are found with one scan."""
 REGEX_LIMIT: Final = 256
 """Above this many id forms, set intersection beats one alternation."""
 
@@ -50,6 +58,17 @@ def canonical(raw: bytes) -> bytes:
         return orjson.dumps(orjson.loads(b'"' + raw + b'"'))[1:-1]
     except orjson.JSONDecodeError:
         return raw
+
+
+def id_text(raw: bytes) -> str | None:
+    """The id a JSON string body spells (escapes resolved), or None when it is no valid text."""
+    try:
+        if b"\\" not in raw:
+            return raw.decode("utf-8")
+        value = orjson.loads(b'"' + raw + b'"')
+    except (UnicodeDecodeError, orjson.JSONDecodeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def id_bytes(value: str) -> bytes:
@@ -72,19 +91,84 @@ class Matcher(Protocol):
 
 
 def quoted(values: Iterable[str]) -> list[bytes]:
-    """Every spelling of every value as a JSON string, quotes included (no partial ids)."""
-    return sorted({b'"' + form + b'"' for value in values for form in id_forms(value)})
+    """Every spelling of every value as a JSON string, opening quote only (see :func:`find_all`)."""
+    return sorted({b'"' + form for value in values for form in id_forms(value)})
 
 
 def find_all(data: bytes, start: int, end: int, needles: Iterable[bytes]) -> list[int]:
-    """Every occurrence of every needle (``bytes.find``: the fastest scan Python has)."""
+    """Every occurrence of every needle followed by a closing quote (no partial ids).
+
+    ``bytes.find`` is the fastest scan Python has; it skips ahead on the
+    needle's last byte, so the closing quote (the commonest byte of JSON) is
+    checked after a match rather than searched for.
+    """
     found: list[int] = []
     for needle in needles:
+        size = len(needle)
         index = data.find(needle, start, end)
         while index >= 0:
-            found.append(index)
-            index = data.find(needle, index + len(needle), end)
+            if data[index + size : index + size + 1] == b'"':
+                found.append(index)
+            index = data.find(needle, index + size, end)
     return found
+
+
+class Needles:
+    """Quoted ids found with ``bytes.find``: one scan a block per group of ids.
+
+    The calls of one request often share a long prefix (one process's
+    prefix and a counter: ``f5d661ad7_655068``, ``f5d661ad7_655069``), so
+    ids sharing :data:`SHARED_MIN` leading bytes are found with one scan for
+    what they share, each hit then checked against the group's ids. A group
+    whose shared prefix turns out common in these logs (far more hits than
+    matches) is split into one scan per id for the blocks that follow.
+    """
+
+    __slots__ = ("groups",)
+
+    def __init__(self, needles: Iterable[bytes]) -> None:
+        self.groups = _grouped(sorted(set(needles)))
+
+    def positions(self, data: bytes, start: int, end: int) -> list[int]:
+        """Every occurrence of every needle followed by a closing quote."""
+        found: list[int] = []
+        common: list[int] = []
+        for number, (prefix, members) in enumerate(self.groups):
+            if len(members) == 1:
+                found.extend(find_all(data, start, end, members))
+                continue
+            hits = matched = 0
+            step = len(prefix)
+            index = data.find(prefix, start, end)
+            while index >= 0:
+                hits += 1
+                for member in members:
+                    after = index + len(member)
+                    if data.startswith(member, index) and data[after : after + 1] == b'"':
+                        found.append(index)
+                        matched += 1
+                        break
+                index = data.find(prefix, index + step, end)
+            if hits > 4 * matched + 64:
+                common.append(number)
+        for number in reversed(common):
+            _prefix, members = self.groups.pop(number)
+            self.groups.extend((member, [member]) for member in members)
+        return found
+
+
+def _grouped(needles: list[bytes]) -> list[tuple[bytes, list[bytes]]]:
+    """Sorted needles in runs sharing at least :data:`SHARED_MIN` leading bytes."""
+    groups: list[tuple[bytes, list[bytes]]] = []
+    for needle in needles:
+        if groups:
+            prefix, members = groups[-1]
+            shared = _common_prefix(prefix, needle)
+            if len(shared) >= SHARED_MIN:
+                groups[-1] = (shared, [*members, needle])
+                continue
+        groups.append((needle, [needle]))
+    return groups
 
 
 class SubstringMatcher:
@@ -93,22 +177,23 @@ class SubstringMatcher:
     __slots__ = ("needles",)
 
     def __init__(self, values: Iterable[str]) -> None:
-        self.needles = quoted(values)
+        self.needles = Needles(quoted(values))
 
     def positions(self, data: bytes, start: int, end: int) -> list[int]:
         """Every occurrence of every needle."""
-        return find_all(data, start, end, self.needles)
+        return self.needles.positions(data, start, end)
 
 
 class KeyedMatcher:
     """Ids as a (parent) correlation id; grows as new ids are learnt."""
 
-    __slots__ = ("_forms", "_regex", "_values")
+    __slots__ = ("_forms", "_needles", "_regex", "_values")
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         self._values: set[str] = set()
         self._forms: set[bytes] = set()
         self._regex: re.Pattern[bytes] | None = None
+        self._needles: Needles | None = None
         self.add(values)
 
     def __len__(self) -> int:
@@ -126,14 +211,27 @@ class KeyedMatcher:
         for value in new:
             self._forms.update(id_forms(value))
         self._regex = None
+        self._needles = None
+        if len(self._forms) <= FIND_LIMIT:
+            needles = Needles(b'"' + form for form in self._forms)
+            if len(needles.groups) <= GROUPS_LIMIT:
+                self._needles = needles
         return True
 
     def positions(self, data: bytes, start: int, end: int) -> list[int]:
-        """Where a wanted id is a (parent) correlation id (or, for one or two, any string)."""
+        """Where a wanted id is a (parent) correlation id (or, found by ``bytes.find``, any string).
+
+        A few scans with ``bytes.find`` beat one regular expression; past
+        :data:`GROUPS_LIMIT` of them, one expression does better.
+        """
         if not self._forms:
             return []
-        if len(self._forms) <= FIND_LIMIT:
-            return find_all(data, start, end, (b'"' + form + b'"' for form in self._forms))
+        needles = self._needles
+        if needles is not None:
+            found = needles.positions(data, start, end)
+            if len(needles.groups) > GROUPS_LIMIT:
+                self._needles = None  # its groups split: one expression from now on
+            return found
         if len(self._forms) <= REGEX_LIMIT:
             regex = self._regex
             if regex is None:

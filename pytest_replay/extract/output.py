@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
@@ -23,6 +23,8 @@ from pytest_replay.redaction import Redactor, redact_event
 
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_NAME: Final = 120
+LISTED: Final = 20
+"""Requests whose record is kept for the summary; past that, counts only (memory stays flat)."""
 
 
 class OutputError(Exception):
@@ -45,14 +47,20 @@ class Render:
     spool: Spool
     redactor: Redactor | None
     written: list[Written] = field(default_factory=list)
+    """The first :data:`LISTED` requests written."""
+    requests: int = 0
+    events: int = 0
 
     def request(self, root: str, path: Path | None = None) -> Iterator[bytes]:
-        """Output lines of one request (the count lands in :attr:`written` as it goes)."""
+        """Output lines of one request (the counts are kept as it goes)."""
         record = Written(root, 0, path)
-        self.written.append(record)
+        self.requests += 1
+        if len(self.written) < LISTED:
+            self.written.append(record)
         redactor = self.redactor
         for _position, raw in self.spool.lines(root):
             record.events += 1
+            self.events += 1
             if redactor is None:
                 yield raw + b"\n"
                 continue
@@ -60,10 +68,11 @@ class Render:
                 event = parse_line(raw, "<spool>", 0)
             except TraceFormatError:  # pragma: no cover - the scan parsed it already
                 record.events -= 1
+                self.events -= 1
                 continue
             yield _dumps(redact_event(event, redactor))
 
-    def requests(self, roots: list[str]) -> Iterator[bytes]:
+    def requests_of(self, roots: Iterable[str]) -> Iterator[bytes]:
         """Output lines of several requests, one after the other."""
         for root in roots:
             yield from self.request(root)
@@ -78,24 +87,28 @@ def _dumps(event: dict[str, object]) -> bytes:
         return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
-def to_stream(stream: IO[bytes], roots: list[str], render: Render) -> None:
+def to_stream(stream: IO[bytes], roots: Iterable[str], render: Render) -> None:
     """Write to an open stream (stdout); nothing to rename."""
-    for chunk in render.requests(roots):
+    for chunk in render.requests_of(roots):
         stream.write(chunk)
     stream.flush()
 
 
-def to_file(path: Path, roots: list[str], render: Render) -> None:
+def to_file(path: Path, roots: Iterable[str], render: Render) -> None:
     """Write every request into one file, atomically."""
     if path.is_dir():
         raise OutputError(f"-o {path}: is a directory (use --split-dir for one file per request)")
-    write_atomic(path, render.requests(roots))
+    write_atomic(path, render.requests_of(roots))
     for record in render.written:
         record.path = path
 
 
-def split_names(roots: list[str]) -> dict[str, str]:
-    """``incident_<id>.jsonl`` per root, made safe for file systems and unique."""
+def split_names(roots: Iterable[str]) -> dict[str, str]:
+    """``incident_<id>.jsonl`` per root, made safe for file systems and unique.
+
+    The one structure that grows with the requests written (about 200 bytes
+    each): one file per request is written anyway.
+    """
     names: dict[str, str] = {}
     taken: set[str] = set()
     for root in roots:
@@ -111,7 +124,7 @@ def split_names(roots: list[str]) -> dict[str, str]:
     return names
 
 
-def to_directory(directory: Path, roots: list[str], render: Render, *, force: bool) -> None:
+def to_directory(directory: Path, roots: Iterable[str], render: Render, *, force: bool) -> None:
     """One file per request in ``directory``; refuse to replace files unless ``force``."""
     if directory.exists() and not directory.is_dir():
         raise OutputError(f"--split-dir {directory}: exists and is not a directory")

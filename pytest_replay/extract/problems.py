@@ -42,6 +42,9 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "corrupt": "compressed stream is corrupt",
 }
 EXAMPLES: Final = 5
+SEEN_LIMIT: Final = 100_000
+"""Positions remembered to count each unusable line once (about 6 MB); past it,
+a line that two passes both find unusable may be counted twice."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,8 @@ class Problems:
         """Count one unusable line (once per position); raise under ``--strict``."""
         if position in self._seen:
             return
-        self._seen.add(position)
+        if len(self._seen) < SEEN_LIMIT:
+            self._seen.add(position)
         problem = Problem(kind, position, message or DESCRIPTIONS[kind])
         if self.strict:
             raise StrictError(problem)

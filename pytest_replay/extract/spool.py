@@ -1,102 +1,76 @@
-"""Selected lines parked on disk, grouped by request, so memory holds only offsets.
+"""Selected lines parked on disk, grouped by request, so memory holds none of them.
 
 Scans find a request's lines in log order but interleaved with other
 requests, and a later pass may find earlier lines; the spool takes them as
-they come (each line once) and gives them back request by request, in log
-order.
+they come (each line once: a line is keyed by its position) and gives them
+back request by request, in log order. It is a table of the run's
+:class:`~pytest_replay.extract.store.Store`, so a selection of millions of
+lines costs disk, not memory.
 """
 
 from __future__ import annotations
 
-import tempfile
-from array import array
-from collections.abc import Iterator
-from contextlib import AbstractContextManager
-from types import TracebackType
-from typing import IO
+from collections.abc import Iterable, Iterator
+
+from pytest_replay.extract.store import Store
 
 
-class Spool(AbstractContextManager["Spool"]):
-    """A temporary file of lines plus, per request, where each of its lines sits."""
+class Spool:
+    """The lines of the selected requests: ``(position, request, raw line)``."""
 
-    def __init__(self, directory: str | None = None) -> None:
-        self._file: IO[bytes] = tempfile.TemporaryFile(  # noqa: SIM115 - closed in __exit__
-            prefix="extract-traces-", dir=directory
-        )
-        self._size = 0
-        self._seen: set[int] = set()
-        self._index: dict[str, int] = {}
-        self.keys: list[str] = []
-        self._request = array("q")
-        self._position = array("q")
-        self._offset = array("q")
-        self._grouped: dict[int, list[int]] | None = None
-        self._moved = False  # reading moved the file position away from the end
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._file.close()
-
-    def __contains__(self, position: object) -> bool:
-        return position in self._seen
+    def __init__(self, store: Store) -> None:
+        self._db = store.db
+        self._db.execute("CREATE TABLE spool (pos INTEGER PRIMARY KEY, req TEXT NOT NULL, "
+                         "raw BLOB NOT NULL)")
+        self._indexed = False
 
     def add(self, request: str, position: int, raw: bytes) -> bool:
         """Park one line of ``request``; False if that line was parked already."""
-        if position in self._seen:
+        cursor = self._db.execute("INSERT OR IGNORE INTO spool VALUES (?, ?, ?)",
+                                  (position, request, raw))
+        return cursor.rowcount == 1
+
+    def add_many(self, rows: Iterable[tuple[int, str, bytes]]) -> None:
+        """Park ``(position, request, raw)`` lines; those parked already are ignored."""
+        self._db.executemany("INSERT OR IGNORE INTO spool VALUES (?, ?, ?)", rows)
+
+    def __contains__(self, position: object) -> bool:
+        if not isinstance(position, int):
             return False
-        self._seen.add(position)
-        number = self._index.get(request)
-        if number is None:
-            number = self._index[request] = len(self.keys)
-            self.keys.append(request)
-        if self._moved:
-            self._file.seek(self._size)
-            self._moved = False
-        self._file.write(raw)
-        self._file.write(b"\n")
-        self._request.append(number)
-        self._position.append(position)
-        self._offset.append(self._size)
-        self._size += len(raw) + 1
-        self._grouped = None
-        return True
+        row = self._db.execute("SELECT 1 FROM spool WHERE pos = ?", (position,)).fetchone()
+        return row is not None
+
+    def _index(self) -> None:
+        if not self._indexed:
+            # Built once the scans are done: cheaper than keeping it up to date line by line.
+            self._db.execute("CREATE INDEX IF NOT EXISTS spool_req ON spool (req, pos)")
+            self._indexed = True
 
     def holds(self, request: str) -> bool:
         """Whether any line of ``request`` was parked."""
-        return request in self._index
+        self._index()
+        row = self._db.execute("SELECT 1 FROM spool WHERE req = ? LIMIT 1", (request,))
+        return row.fetchone() is not None
 
     @property
     def line_count(self) -> int:
         """Lines parked so far."""
-        return len(self._position)
+        count: int = self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0]
+        return count
 
     def first_position(self, request: str) -> int:
         """The position of the request's first line in the logs."""
-        return min(self._position[i] for i in self._groups()[self._index[request]])
+        self._index()
+        row = self._db.execute("SELECT MIN(pos) FROM spool WHERE req = ?", (request,)).fetchone()
+        if row is None or row[0] is None:
+            raise KeyError(request)
+        first: int = row[0]
+        return first
 
     def lines(self, request: str) -> Iterator[tuple[int, bytes]]:
         """``(position, raw line)`` of one request, in log order."""
-        number = self._index.get(request)
-        if number is None:
-            return
-        self._file.flush()
-        self._moved = True
-        for item in self._groups()[number]:
-            start = self._offset[item]
-            end = self._offset[item + 1] if item + 1 < len(self._offset) else self._size
-            self._file.seek(start)
-            yield self._position[item], self._file.read(end - start - 1)
-
-    def _groups(self) -> dict[int, list[int]]:
-        if self._grouped is None:
-            grouped: dict[int, list[int]] = {}
-            for item, number in enumerate(self._request):
-                grouped.setdefault(number, []).append(item)
-            for items in grouped.values():
-                items.sort(key=self._position.__getitem__)
-            self._grouped = grouped
-        return self._grouped
+        self._index()
+        cursor = self._db.execute("SELECT pos, raw FROM spool WHERE req = ? ORDER BY pos",
+                                  (request,))
+        for position, raw in cursor:
+            yield position, bytes(raw)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pytest_replay.extract.criteria import Criteria
 from pytest_replay.extract.engine import Report
+from pytest_replay.extract.output import LISTED
 from pytest_replay.extract.problems import DESCRIPTIONS, line_numbers, located
 
-SHOWN = 20
+SHOWN = LISTED
 """Written files listed by name; past that, a count."""
 RULE_NAMES = {"secret_key": "secret key", "secret_in_text": "secret in text",
               "url_password": "password in URL", "too_deep": "nested too deep"}
@@ -30,16 +31,16 @@ def summary(report: Report, criteria: Criteria) -> list[str]:
     read = (f"read {files} file{'s' * (files != 1)} ({size(report.log_bytes)}) in "
             f"{report.seconds:.2f} s, {size(int(speed))}/s; {report.passes} "
             f"pass{'es' * (report.passes != 1)}, {report.lines_parsed} lines parsed")
-    if report.written:
-        count = len(report.written)
+    if report.requests:
+        count = report.requests
         out.append(f"extract-traces: {count} request{'s' * (count != 1)}, "
                    f"{report.events} events; {read}")
         written = [record for record in report.written if record.path is not None]
-        shown = written if len(written) <= SHOWN else written[: SHOWN - 1]
+        shown = written if count <= SHOWN else written[: SHOWN - 1]
         out.extend(f"  {record.root}: {record.events} events -> {record.path}"
                    for record in shown)
-        if len(shown) < len(written):
-            out.append(f"  ... and {len(written) - len(shown)} more")
+        if written and len(shown) < count:
+            out.append(f"  ... and {count - len(shown)} more")
     else:
         out.append(f"extract-traces: no request matched {criteria.describe()}; {read}")
         if report.missing_ids:
@@ -53,7 +54,7 @@ def redaction_lines(report: Report) -> list[str]:
     """What was redacted, by rule, with counts (and which keys, for secret keys)."""
     redactor = report.redactor
     if redactor is None:
-        if report.written:
+        if report.requests:
             return ["extract-traces: not redacted (--no-redact): this output may hold "
                     "personal data"]
         return []

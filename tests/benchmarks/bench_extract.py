@@ -12,11 +12,16 @@ page cache, then prints throughput side by side, each the best of
   tree: child calls carry other ids);
 - ``jq`` selecting by id on a 100 MB slice (it parses every line; its time
   is scaled to MB/s and labelled as such);
-- ``extract-traces --error --limit 10``: a filter that is no id (the graph of
-  every call is read).
+- ``extract-traces --error --limit 10``, ``--min-duration 40us --limit 100``
+  and ``--user-id N``: filters that are no id (every call's request is
+  worked out, in a temporary SQLite database bounded by the memory budget);
+  one run each (``BENCH_EXTRACT_FILTER_REPEATS``), peak memory is the point.
 
-Peak memory is the child's own maximum resident set (``os.wait4``). Goals:
-1 GB/s for one id, under 200 MB whatever the log size.
+The id selection runs twice: as shipped (two processes scan the two halves
+of the log when the machine has two CPUs) and with
+``TELEMETRY_REPLAY_EXTRACT_WORKERS=1``. Peak memory is the child's own
+maximum resident set (GNU time, else ``os.wait4``). Goals: 1 GB/s for one
+id, under 200 MB whatever the log size.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import orjson
 SIZE = int(os.environ.get("BENCH_EXTRACT_BYTES", str(1_000_000_000)))
 DIRECTORY = Path(os.environ.get("BENCH_EXTRACT_DIR", "/tmp"))
 REPEATS = int(os.environ.get("BENCH_EXTRACT_REPEATS", "3"))
+FILTER_REPEATS = int(os.environ.get("BENCH_EXTRACT_FILTER_REPEATS", "1"))
 JQ_SLICE = 100_000_000
 START_NS = 1_761_876_000_000_000_000
 SCRIPT = Path(sys.executable).with_name("extract-traces")
@@ -149,7 +155,8 @@ class Run:
 GNU_TIME = Path("/usr/bin/time")
 
 
-def measure(command: Sequence[str]) -> Run:
+def measure(command: Sequence[str], repeats: int = REPEATS,
+            env: dict[str, str] | None = None) -> Run:
     """Best of REPEATS runs, with the child's own peak resident memory.
 
     A child forked from this (big) Python process would report this
@@ -158,11 +165,12 @@ def measure(command: Sequence[str]) -> Run:
     """
     best: Run | None = None
     report = DIRECTORY / f"bench-extract-{os.getpid()}.rss"
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         wrapped = ([str(GNU_TIME), "-f", "%M", "-o", str(report), *command]
                    if GNU_TIME.exists() else list(command))
         started = time.perf_counter()
-        child = subprocess.Popen(wrapped, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        child = subprocess.Popen(wrapped, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                 env={**os.environ, **(env or {})})
         assert child.stdout is not None
         output = child.stdout.read()
         _pid, status, usage = os.wait4(child.pid, 0)
@@ -212,10 +220,14 @@ def main() -> int:
     x = log.target
     rows: list[tuple[str, Run | None, float, str]] = []
 
-    extract = measure([str(SCRIPT), str(log.path), "--correlation-id", x, "--no-redact", "-q"])
+    by_id = [str(SCRIPT), str(log.path), "--correlation-id", x, "--no-redact", "-q"]
+    extract = measure(by_id)
     got = [orjson.loads(line) for line in extract.output.splitlines()]
     assert len(got) == log.target_events, (len(got), log.target_events)
     rows.append((f"extract-traces --correlation-id {x}", extract, size, ""))
+    single = measure(by_id, env={"TELEMETRY_REPLAY_EXTRACT_WORKERS": "1"})
+    assert single.output == extract.output
+    rows.append(("  the same, one process (..._WORKERS=1)", single, size, ""))
     grep = measure(["grep", "-cF", x, str(log.path)])
     rows.append((f"grep -cF {x}", grep, size,
                  f"{int(grep.output)} lines of {log.target_events}"))
@@ -233,22 +245,27 @@ def main() -> int:
                      piece.stat().st_size, ""))
     else:
         rows.append(("jq", None, size, "not installed"))
-    general = measure([str(SCRIPT), str(log.path), "--error", "--limit", "10", "--no-redact",
-                       "-q"])
-    rows.append(("extract-traces --error --limit 10 (every call's graph)", general, size, ""))
+    for label, filters in (("--error --limit 10", ["--error", "--limit", "10"]),
+                           ("--min-duration 40us --limit 100",
+                            ["--min-duration", "40us", "--limit", "100"]),
+                           ("--user-id 4242", ["--user-id", "4242"])):
+        filtered = measure([str(SCRIPT), str(log.path), *filters, "--no-redact", "-q"],
+                           FILTER_REPEATS)
+        rows.append((f"extract-traces {label}", filtered, size,
+                     f"{len(filtered.output.splitlines())} events"))
 
     print(f"\nlog: {log.path} ({size / 1e9:.2f} GB, {log.requests} requests); X = {x} "
           f"({log.target_events} events, in the middle); best of {REPEATS} runs; "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}\n")
-    print(f"{'tool':60} {'time':>8} {'MB/s':>8} {'vs grep':>8} {'peak RSS':>9}")
+    print(f"{'tool':62} {'time':>8} {'MB/s':>8} {'vs grep':>8} {'peak RSS':>9}")
     grep_speed = size / grep.seconds
-    for name, run, volume, note in rows:
-        if run is None:
-            print(f"{name:60} {note:>8}")
+    for name, measured, volume, note in rows:
+        if measured is None:
+            print(f"{name:62} {note:>8}")
             continue
-        speed = volume / run.seconds
-        print(f"{name:60} {run.seconds:7.2f}s {speed / 1e6:8.0f} {speed / grep_speed:7.2f}x "
-              f"{run.peak_bytes / 1e6:7.0f}MB {note}")
+        speed = volume / measured.seconds
+        print(f"{name:62} {measured.seconds:7.2f}s {speed / 1e6:8.0f} "
+              f"{speed / grep_speed:7.2f}x {measured.peak_bytes / 1e6:7.0f}MB {note}")
     speed = size / extract.seconds
     print(f"\nextract-traces one id: {speed / 1e9:.2f} GB/s (goal 1 GB/s), "
           f"{extract.peak_bytes / 1e6:.0f} MB peak (goal under 200 MB)")
