@@ -11,6 +11,8 @@ import re
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pytest_replay.format.isotime import parse_datetime
+
 _UNITS: Final = {
     "ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
     "m": 60_000_000_000, "min": 60_000_000_000, "h": 3_600_000_000_000,
@@ -75,7 +77,7 @@ def parse_instant(text: str, now_ns: int) -> int:
                             "'2025-10-31 02:00 +02:00' or 2h for two hours ago)")
     stamp = match.group("stamp").replace(" ", "T")
     try:
-        moment = dt.datetime.fromisoformat(stamp)
+        moment = parse_datetime(stamp)
     except ValueError as exc:
         raise TimeSpecError(f"not a time: {text!r} ({exc})") from None
     return to_ns(moment.replace(tzinfo=zone_of(match.group("zone"))))
@@ -90,9 +92,9 @@ def parse_range(text: str) -> tuple[int, int]:
                             "'2025-10-31T02:00/2025-11-01T02:00')")
     zone = zone_of(match.group("zone"))
     try:
-        start = dt.datetime.fromisoformat(f"{match.group('date')}T{_padded(match.group('start'))}")
+        start = parse_datetime(f"{match.group('date')}T{_padded(match.group('start'))}")
         end_date = match.group("date2") or match.group("date")
-        end = dt.datetime.fromisoformat(f"{end_date}T{_padded(match.group('end'))}")
+        end = parse_datetime(f"{end_date}T{_padded(match.group('end'))}")
     except ValueError as exc:
         raise TimeSpecError(f"not a time range: {text!r} ({exc})") from None
     if end <= start and match.group("date2") is None:
