@@ -319,6 +319,8 @@ def values_equal(left: Any, right: Any, path: str, tolerance: float,
         return True, "", None
     if left == right and type(left) is type(right):
         return True, "", None
+    if isinstance(left, str) and isinstance(right, str) and _token_matches(left, right):
+        return True, "", None
     return False, f"{path}: recorded {_short(left)}, now {_short(right)}", path
 
 
@@ -392,3 +394,13 @@ def _instants(value: Any) -> list[int]:
         return [int(moment.timestamp() * 1e9)]
     as_utc = moment.replace(tzinfo=_dt.timezone.utc)
     return [int(as_utc.timestamp() * 1e9), int(moment.timestamp() * 1e9)]
+
+
+def _token_matches(recorded: str, live: str) -> bool:
+    """Whether a recording redacted by ``extract-traces`` (``<email:3f2a...>`` tokens)
+    agrees with a live value: each token stands for whatever value was there."""
+    if "<" not in recorded and "%3C" not in recorded and "%3c" not in recorded:
+        return False
+    from pytest_replay.redaction import matches
+
+    return matches(recorded, live)

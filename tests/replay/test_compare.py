@@ -212,3 +212,14 @@ def test_a_field_the_recording_lacks_is_not_compared() -> None:
     recorded = order()
     del recorded[-1]["return_value"]  # other emitters write less
     assert compare(recorded, order()).equal
+
+
+def test_tokens_left_by_extract_traces_stand_for_the_live_values() -> None:
+    from pytest_replay.replay.compare import values_equal
+
+    recorded = "https://api.test/users?email=<email:3f2a9c1b>&page=2"
+    assert values_equal(recorded, "https://api.test/users?email=ann@example.com&page=2",
+                        "url", 1e-9)[0]
+    assert not values_equal(recorded, "https://api.test/users?email=ann@example.com&page=3",
+                            "url", 1e-9)[0]
+    assert not values_equal("plain <b>text</b>", "plain text", "body", 1e-9)[0]
