@@ -8,7 +8,9 @@ replayed code raises.
 from __future__ import annotations
 
 import datetime as _dt
+import sys
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any
@@ -43,8 +45,10 @@ def frozen_time(moment: _dt.datetime | None) -> Iterator[None]:
     from freezegun import freeze_time
 
     freezer = freeze_time(moment, tick=False, real_asyncio=True)
-    with _cheaper_module_scan(freezegun_api):
+    with _cheaper_module_scan(freezegun_api), _only_clock_modules(freezegun_api):
         freezer.start()
+    # freezegun undoes, at stop, the modules imported while frozen: compare with all.
+    freezer.modules_at_start = set(sys.modules)
     try:
         _unfreeze_monotonic(freezer, freezegun_api)
         yield
@@ -78,6 +82,65 @@ def _cheaper_module_scan(api: Any) -> Iterator[None]:
 
 def _identity_and_size(module: Any) -> str:
     return f"{id(module)}-{len(vars(module))}"
+
+
+class _ModulesView:
+    """freezegun's ``sys`` while our freeze starts: ``modules`` lists only the modules
+    that hold a clock function, so its scan visits a dozen modules, not a thousand."""
+
+    def __init__(self, modules: dict[str, Any]) -> None:
+        self.modules = modules
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(sys, name)
+
+
+_CLOCK_INDEX: dict[str, tuple[weakref.ref[Any], int, bool]] = {}
+"""Per module name: the module (weakly), its attribute count, whether it holds a clock."""
+
+
+def _clock_modules(real_ids: Any) -> dict[str, Any]:
+    """Loaded modules holding a real clock function; only new or grown modules are looked at."""
+    found: dict[str, Any] = {}
+    for name, module in list(sys.modules.items()):
+        if module is None:
+            continue
+        try:
+            namespace = vars(module)
+        except TypeError:
+            continue
+        entry = _CLOCK_INDEX.get(name)
+        if entry is None or entry[0]() is not module or entry[1] != len(namespace):
+            holds = any(id(value) in real_ids for value in list(namespace.values()))
+            try:
+                entry = (weakref.ref(module), len(namespace), holds)
+            except TypeError:  # a module object that refuses weak references
+                found[name] = module
+                continue
+            _CLOCK_INDEX[name] = entry
+        if entry[2]:
+            found[name] = module
+    return found
+
+
+@contextmanager
+def _only_clock_modules(api: Any) -> Iterator[None]:
+    """Show freezegun's start() only the modules it would patch (see :class:`_ModulesView`).
+
+    freezegun finds aliases of the clock functions by their identity, as this
+    index does; a module whose attributes change count is looked at again. Any
+    other freezegun (no module-level ``sys``, no ``_real_time_object_ids``)
+    keeps its own scan.
+    """
+    real_ids = getattr(api, "_real_time_object_ids", None)
+    if real_ids is None or getattr(api, "sys", None) is not sys:
+        yield
+        return
+    api.sys = _ModulesView(_clock_modules(real_ids))
+    try:
+        yield
+    finally:
+        api.sys = sys
 
 
 def _unfreeze_monotonic(freezer: Any, api: Any) -> None:
