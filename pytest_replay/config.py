@@ -7,18 +7,13 @@ project configures telemetry-replay once.
 
 from __future__ import annotations
 
-import configparser
-import shlex
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from pytest_replay.inifile import ConfigError as IniError
+from pytest_replay.inifile import as_lines, find_config, read_ini
 
 INI_KEYS: Final[dict[str, tuple[str, str]]] = {
     "replay_targets": ("linelist", "Packages whose callables replay may call (required)."),
@@ -60,13 +55,12 @@ def from_values(values: Mapping[str, Any], rootdir: Path, source: str) -> Replay
     """Build a config from raw ini values (lists or strings), validating each key."""
 
     def lines(key: str) -> list[str]:
+        # A linelist, as pytest reads it: one entry per line (regexes keep their backslashes).
         raw = values.get(key)
-        if raw is None or raw == "":
-            return []
-        if isinstance(raw, str):
-            return [item for line in raw.splitlines() for item in shlex.split(line)]
-        if isinstance(raw, (list, tuple)):
-            return [str(item) for item in raw]
+        if isinstance(raw, tuple):
+            raw = list(raw)
+        if raw is None or isinstance(raw, (str, list)):
+            return as_lines([str(item) for item in raw] if isinstance(raw, list) else raw)
         raise ConfigError(f"{source}: {key} must be a list of strings, got {type(raw).__name__}")
 
     tolerance_raw = values.get("replay_float_tolerance")
@@ -108,51 +102,14 @@ def _validated_targets(targets: list[str], where: str) -> tuple[str, ...]:
 
 
 def find_ini(start: Path | None = None) -> tuple[Path, dict[str, Any]]:
-    """Find the config file pytest would use from ``start`` upward; return its dir and keys.
-
-    Order as in pytest: ``pytest.ini``, ``pyproject.toml`` with
-    ``[tool.pytest.ini_options]``, ``tox.ini`` with ``[pytest]``, ``setup.cfg``
-    with ``[tool:pytest]``; the first directory that has one wins.
-    """
+    """The directory of the config file pytest would use from ``start``, and its keys."""
     here = (start or Path.cwd()).resolve()
-    for directory in (here, *here.parents):
-        found = _read_dir(directory)
-        if found is not None:
-            return directory, found
-    return here, {}
-
-
-def _read_dir(directory: Path) -> dict[str, Any] | None:
-    pytest_ini = directory / "pytest.ini"
-    if pytest_ini.is_file():
-        return _read_cfg(pytest_ini, "pytest") or {}
-    pyproject = directory / "pyproject.toml"
-    if pyproject.is_file():
-        try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, OSError) as exc:
-            raise ConfigError(f"{pyproject}: cannot read: {exc}") from exc
-        options = data.get("tool", {}).get("pytest", {}).get("ini_options")
-        if isinstance(options, dict):
-            return options
-    for name, section in (("tox.ini", "pytest"), ("setup.cfg", "tool:pytest")):
-        path = directory / name
-        if path.is_file():
-            values = _read_cfg(path, section)
-            if values is not None:
-                return values
-    return None
-
-
-def _read_cfg(path: Path, section: str) -> dict[str, Any] | None:
-    parser = configparser.ConfigParser(interpolation=None)
     try:
-        parser.read(path, encoding="utf-8")
-    except (configparser.Error, OSError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from exc
-    if not parser.has_section(section):
-        return None
-    return dict(parser.items(section))
+        path = find_config(here)
+        values = read_ini(here) if path is not None else {}
+    except IniError as exc:
+        raise ConfigError(str(exc)) from None
+    return (path.parent if path is not None else here), values
 
 
 def load_config(start: Path | None = None) -> ReplayConfig:

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from pytest_replay.extract._config import ConfigError, as_lines, read_ini
 from pytest_replay.extract.criteria import Criteria, Status, compile_pattern
 from pytest_replay.extract.engine import Options, extract
 from pytest_replay.extract.output import OutputError
@@ -30,6 +29,7 @@ from pytest_replay.extract.timespec import (
     parse_instant,
     parse_range,
 )
+from pytest_replay.inifile import ConfigError, as_lines, read_ini
 from pytest_replay.redaction import RuleError, Rules
 
 PROG: Final = "extract-traces"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_replay.extract._config import ConfigError, as_lines, find_config, read_ini
+from pytest_replay.inifile import ConfigError, as_lines, find_config, read_ini
 
 
 def _write(path: Path, text: str) -> Path:
@@ -61,3 +61,15 @@ def test_a_broken_file_names_itself(tmp_path: Path) -> None:
     _write(tmp_path / "pyproject.toml", "[tool.pytest.ini_options\n")
     with pytest.raises(ConfigError, match=r"pyproject\.toml"):
         read_ini(tmp_path)
+
+
+def test_the_replay_configuration_comes_from_the_same_file_with_regexes_intact(
+        tmp_path: Path) -> None:
+    from pytest_replay.config import load_config
+
+    _write(tmp_path / "tox.ini", "[pytest]\nreplay_targets = shop\n"
+           "replay_redact_patterns =\n    \\d{4}-\\d{4}\n    order [0-9]+\n")
+    config = load_config(tmp_path / "deep")
+    assert config.targets == ("shop",)
+    assert config.redact_patterns == (r"\d{4}-\d{4}", "order [0-9]+")
+    assert config.rootdir == tmp_path.resolve()

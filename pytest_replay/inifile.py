@@ -4,8 +4,8 @@ The command-line tools honour the same keys as the plugin, from the same
 file: the first of ``pytest.ini``, ``.pytest.ini``, ``pyproject.toml``
 (``[tool.pytest.ini_options]``), ``tox.ini`` (``[pytest]``) and ``setup.cfg``
 (``[tool:pytest]``) that holds a pytest section, searching from a directory
-upwards, as pytest does. Self-contained on purpose: it will move to a shared
-``pytest_replay/config.py``.
+upwards, as pytest does. :mod:`pytest_replay.config` builds the replay
+configuration from it, and ``extract-traces`` reads its redaction keys here.
 """
 
 from __future__ import annotations
