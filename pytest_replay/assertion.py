@@ -6,8 +6,6 @@ explanation comes from ``pytest_assertrepr_compare`` in ``plugin.py``.
 
 from __future__ import annotations
 
-from typing import Final
-
 from pytest_replay.replay.engine import ReplayResult
 
 
@@ -46,8 +44,6 @@ class RecordedBehaviour:
     def __repr__(self) -> str:
         return "its baseline" if self.result.against_baseline else "the recording"
 
-
-MARKER: Final = "replay of "
 
 
 def check(result: ReplayResult) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from pytest_replay.model import Root
-from pytest_replay.replay.engine import NotReplayable, ReplayEngine
+from pytest_replay.replay.engine import NotReplayable, ReplayEngine, recorded_events
 
 
 def debugger_module() -> Any | None:
@@ -50,8 +50,9 @@ def debug_roots(engine: ReplayEngine, roots: Sequence[Root], out: TextIO) -> int
             out.write(f"{root.name}: not replayable: {exc}\n")
             recurred = True
             continue
-        verdict = engine.replay(root, check_noise=False)
-        raises = engine.run(root).error is not None
+        trial = engine.run(root)
+        raises = trial.error is not None
+        verdict = engine.judge(root, recorded_events(root), trial)
         out.write(f"Replaying {root.name} under the debugger (time frozen, calls served)\n")
         if root.is_incident and not raises:
             out.write(f"The recorded error no longer recurs ({verdict.message})\n")
