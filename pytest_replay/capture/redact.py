@@ -28,6 +28,8 @@ DEFAULT_SECRET_NAMES: Final = ("auth", "pwd", "pass", "sid", "ssn", "cvv", "cvc"
                                "otp", "iban", "jwt")
 """Key names that are secret as whole words (``auth_header``, not ``author``)."""
 _CACHE_SIZE: Final = 4096
+_CLEAN_TEXT: Final = 64
+"""Longest string remembered as clean: longer ones are bodies, which rarely repeat."""
 REDACTED_VALUE: Final = "[REDACTED]"
 _SENSITIVE_PARAMETER = (r"[\w.-]*(?:key|token|secret|password|passwd|pwd|pass|auth|signature|sig"
                      r"|session|sid|credentials?)")
@@ -63,8 +65,8 @@ _SEPARATOR: Final = re.compile(r"[^a-z0-9]+")
 class Redaction:
     """Which keys and values are secret. ``Redaction.off()`` turns it off, explicitly."""
 
-    __slots__ = ("enabled", "everywhere", "names", "patterns", "plain_keys", "value_patterns",
-                 "value_rules", "verdicts", "words")
+    __slots__ = ("clean_texts", "enabled", "everywhere", "names", "patterns", "plain_keys",
+                 "value_patterns", "value_rules", "verdicts", "words")
 
     def __init__(
         self,
@@ -99,13 +101,23 @@ class Redaction:
         self.everywhere = enabled and bool(self.value_patterns) and (
             everywhere or bool(self.patterns))
         self.verdicts: dict[str, bool] = {}
+        self.clean_texts: set[str] = set()
+        """Short strings already scanned and found clean (bounded): they repeat."""
         self.plain_keys: set[str] = set()
         """Keys seen to be plain (ASCII, not secret): the encoder's fast path asks once."""
         """Answers given so far, by key: hot paths look here before calling."""
 
     def scrub(self, text: str) -> str:
         """``text`` with every secret-shaped part replaced (the same object if none)."""
-        if len(text) < MIN_SCANNED:
+        if len(text) < MIN_SCANNED or text in self.clean_texts:
+            return text
+        if not self.holds_secret_text(text):
+            if len(text) <= _CLEAN_TEXT:
+                # Header values, statuses, names: short strings repeat across requests.
+                clean = self.clean_texts
+                if len(clean) >= _CACHE_SIZE:
+                    clean.clear()
+                clean.add(text)
             return text
         for anchors, pattern in self.value_rules:
             if anchors and not _anchored(anchors, text):
@@ -117,8 +129,12 @@ class Redaction:
     def holds_secret_text(self, text: str) -> bool:
         """Whether :meth:`scrub` would change ``text`` (the cheap question asked first)."""
         for anchors, pattern in self.value_rules:
-            if anchors and not _anchored(anchors, text):
-                continue
+            if anchors:
+                for anchor in anchors:  # inline: a call per rule costs more than the searches
+                    if anchor in text:
+                        break
+                else:
+                    continue
             if pattern.search(text) is not None:
                 return True
         return False

@@ -226,3 +226,21 @@ def test_values_scan_can_be_turned_off(restore_capture: None) -> None:
     with replay.request_scope("req_novalues"):
         replay.variable("note", SECRET_TEXT[0][0])
     assert Captured(sink).events("variable_change")[0]["value"] == SECRET_TEXT[0][0]
+
+
+def test_texts_remembered_as_clean_never_hide_a_secret_and_stay_bounded() -> None:
+    from pytest_replay.capture.redact import Redaction
+
+    redaction = Redaction()
+    header = "application/json"
+    assert redaction.scrub(header) is header
+    assert header in redaction.clean_texts  # asked once, remembered
+    secret = "Bearer abcdef123456"
+    for _ in range(3):  # a secret is scrubbed every time: it is never remembered as clean
+        assert redaction.scrub(secret) == "Bearer [REDACTED]"
+    assert secret not in redaction.clean_texts
+    body = "x" * 65 + " token=abcdef"
+    assert "abcdef" not in redaction.scrub(body)
+    for index in range(10_000):  # dates, ids: churn never grows the memory without bound
+        redaction.scrub(f"Thu, 26 Nov 2026 09:{index:05d} GMT")
+    assert len(redaction.clean_texts) <= 4096
