@@ -9,7 +9,7 @@ redacted. Async clients (``redis.asyncio``) are not captured.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from redis.client import Pipeline, Redis
@@ -112,39 +112,18 @@ def is_transaction(pipeline: Any) -> bool:
     return bool(pipeline.transaction or pipeline.explicit_transaction)
 
 
-def _wrap_command(original: Method) -> Method:
-    def execute_command(self: Any, *args: Any, **options: Any) -> Any:
+def _recorded(original: Method, open_call: Callable[[Any, Any, tuple[Any, ...]], Any]) -> Method:
+    """``original`` recording one ``db_call``, opened by ``open_call(self, ids, args)``.
+
+    ``open_call`` answers None for a call not to record (no command, capture off).
+    """
+
+    def recorded(self: Any, *args: Any, **kwargs: Any) -> Any:
         ids = ids_for(SYSTEM)
-        if ids is None or not args:
-            return original(self, *args, **options)
-        call = command_call(ids, args)
+        call = None if ids is None else open_call(self, ids, args)
         if call is None:
-            return original(self, *args, **options)
+            return original(self, *args, **kwargs)
         quiet = quiet_nondeterminism()  # retry back-off draws are redis-py's, not the app's
-        try:
-            value = original(self, *args, **options)
-        except Exception as exc:
-            call.failed(exc)
-            raise
-        finally:
-            restore_nondeterminism(quiet)
-        call.result(value)
-        return value
-
-    execute_command.__wrapped__ = original  # type: ignore[attr-defined]
-    return execute_command
-
-
-def _wrap_pipeline(original: Method) -> Method:
-    def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
-        ids = ids_for(SYSTEM)
-        stack = self.command_stack
-        if ids is None or not stack:
-            return original(self, *args, **kwargs)
-        call = pipeline_call(ids, [command for command, _options in stack], is_transaction(self))
-        if call is None:
-            return original(self, *args, **kwargs)
-        quiet = quiet_nondeterminism()
         try:
             value = original(self, *args, **kwargs)
         except Exception as exc:
@@ -155,8 +134,29 @@ def _wrap_pipeline(original: Method) -> Method:
         call.result(value)
         return value
 
-    execute.__wrapped__ = original  # type: ignore[attr-defined]
-    return execute
+    recorded.__name__ = getattr(original, "__name__", "recorded")
+    recorded.__qualname__ = getattr(original, "__qualname__", "recorded")
+    recorded.__wrapped__ = original  # type: ignore[attr-defined]
+    return recorded
+
+
+def _command(self: Any, ids: Any, args: tuple[Any, ...]) -> Any:
+    return command_call(ids, args) if args else None
+
+
+def _pipeline(self: Any, ids: Any, args: tuple[Any, ...]) -> Any:
+    stack = self.command_stack
+    if not stack:
+        return None
+    return pipeline_call(ids, [command for command, _options in stack], is_transaction(self))
+
+
+def _wrap_command(original: Method) -> Method:
+    return _recorded(original, _command)
+
+
+def _wrap_pipeline(original: Method) -> Method:
+    return _recorded(original, _pipeline)
 
 
 def install() -> list[Patch]:

@@ -118,61 +118,38 @@ def wrap_script(system: str, operation: str, original: Method) -> Method:
     return _named(executescript, original)
 
 
-def wrap_fetchone(original: Method) -> Method:
-    """``fetchone`` feeding the open call of its cursor."""
+def _fetch_wrapper(original: Method, feed: Callable[[Any, Any, Any], None]) -> Method:
+    """A ``fetch*`` method that hands what it fetched to ``feed`` (the open call's result)."""
 
-    def fetchone(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def fetch(self: Any, *args: Any, **kwargs: Any) -> Any:
         entry = _HELD.get(id(self)) if _HELD else None
         call = None if entry is None else entry[0]
         if call is None or call.busy:
             return original(self, *args, **kwargs)
         call.busy = True
         try:
-            row = original(self, *args, **kwargs)
+            fetched = original(self, *args, **kwargs)
         finally:
             call.busy = False
-        OPEN.one(self, call, row)
-        return row
+        feed(self, call, fetched)
+        return fetched
 
-    return _named(fetchone, original)
+    return _named(fetch, original)
+
+
+def wrap_fetchone(original: Method) -> Method:
+    """``fetchone`` feeding the open call of its cursor."""
+    return _fetch_wrapper(original, OPEN.one)
 
 
 def wrap_fetchmany(original: Method) -> Method:
     """``fetchmany`` feeding the open call of its cursor."""
-
-    def fetchmany(self: Any, *args: Any, **kwargs: Any) -> Any:
-        entry = _HELD.get(id(self)) if _HELD else None
-        call = None if entry is None else entry[0]
-        if call is None or call.busy:
-            return original(self, *args, **kwargs)
-        call.busy = True
-        try:
-            rows = original(self, *args, **kwargs)
-        finally:
-            call.busy = False
-        OPEN.many(self, call, rows)
-        return rows
-
-    return _named(fetchmany, original)
+    return _fetch_wrapper(original, OPEN.many)
 
 
 def wrap_fetchall(original: Method) -> Method:
     """``fetchall`` feeding the open call of its cursor, then finishing it."""
-
-    def fetchall(self: Any, *args: Any, **kwargs: Any) -> Any:
-        entry = _HELD.get(id(self)) if _HELD else None
-        call = None if entry is None else entry[0]
-        if call is None or call.busy:
-            return original(self, *args, **kwargs)
-        call.busy = True
-        try:
-            rows = original(self, *args, **kwargs)
-        finally:
-            call.busy = False
-        OPEN.all(self, call, rows)
-        return rows
-
-    return _named(fetchall, original)
+    return _fetch_wrapper(original, OPEN.all)
 
 
 def wrap_next(original: Method) -> Method:
