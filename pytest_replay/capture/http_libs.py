@@ -102,6 +102,17 @@ def _httpx_finished(recorder: Recorder, response: Any, streamed: bool) -> None:
     recorder.emit(_httpx_request(response.request), _httpx_response(response, streamed))
 
 
+def _httpx_failed(recorder: Recorder | None, request: Any, exc: Exception) -> BaseException:
+    """Record a failed send; the error to raise (a served failure's recorded error)."""
+    error: BaseException = exc
+    if isinstance(exc, ServedError):
+        error = exc.replacement
+        attach_request(error, request)
+    if recorder is not None:
+        recorder.emit(_httpx_request(request), None, error)
+    return error
+
+
 def wrap_httpx_send(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def send(self: Any, request: Any, **kwargs: Any) -> Any:
@@ -111,16 +122,11 @@ def wrap_httpx_send(original: Callable[..., Any]) -> Callable[..., Any]:
         token = LAYER.set("httpx")
         try:
             response = original(self, request, **kwargs)
-        except ServedError as exc:
-            error = exc.replacement
-            attach_request(error, request)
-            if recorder is not None:
-                recorder.emit(_httpx_request(request), None, error)
-            raise error from None
         except Exception as exc:
-            if recorder is not None:
-                recorder.emit(_httpx_request(request), None, exc)
-            raise
+            error = _httpx_failed(recorder, request, exc)
+            if error is exc:
+                raise
+            raise error from None
         finally:
             LAYER.reset(token)
         if recorder is not None:
@@ -139,16 +145,11 @@ def wrap_httpx_async_send(original: Callable[..., Any]) -> Callable[..., Any]:
         token = LAYER.set("httpx")
         try:
             response = await original(self, request, **kwargs)
-        except ServedError as exc:
-            error = exc.replacement
-            attach_request(error, request)
-            if recorder is not None:
-                recorder.emit(_httpx_request(request), None, error)
-            raise error from None
         except Exception as exc:
-            if recorder is not None:
-                recorder.emit(_httpx_request(request), None, exc)
-            raise
+            error = _httpx_failed(recorder, request, exc)
+            if error is exc:
+                raise
+            raise error from None
         finally:
             LAYER.reset(token)
         if recorder is not None:
