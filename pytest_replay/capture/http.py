@@ -46,6 +46,7 @@ from pytest_replay.capture.http_state import (
 __all__ = [
     "DEFAULT_MAX_BODY",
     "REDACTED_CARD",
+    "HttpCaptureConfig",
     "ServedError",
     "active_layer",
     "as_written",
