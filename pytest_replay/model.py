@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import compress, islice, repeat
+from operator import attrgetter, eq, le
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pytest_replay.format.events import ERROR, FUNCTION_ENTRY, FUNCTION_EXIT, Event
 from pytest_replay.format.reader import (
@@ -55,7 +57,7 @@ class Frame:
     @property
     def raised(self) -> bool:
         """Whether the recorded call ended by raising."""
-        return bool(self.exit is not None and self.exit.event.get("error"))
+        return bool(self.exit is not None and self.exit.error)
 
     def walk(self) -> Iterator[Frame]:
         """This frame and its descendants, depth first, in call order."""
@@ -98,7 +100,7 @@ class Root:
     @property
     def has_error(self) -> bool:
         """Whether any error event was recorded anywhere in the request."""
-        return any(item.event.get("event_type") == ERROR for item in self.events)
+        return any(item.kind == ERROR for item in self.events)
 
     @property
     def incident_error(self) -> LineEvent | None:
@@ -113,7 +115,7 @@ class Root:
         events = self.events
         last = -1
         for index in range(len(events) - 1, -1, -1):
-            if events[index].event.get("event_type") == ERROR:
+            if events[index].kind == ERROR:
                 last = index
                 break
         root_exit = self.frame.exit
@@ -124,8 +126,7 @@ class Root:
         if last < 0:
             return None
         for item in events[last + 1 :]:
-            event = item.event
-            if event.get("event_type") != FUNCTION_EXIT or not event.get("error"):
+            if item.kind != FUNCTION_EXIT or not item.error:
                 return None
         return events[last]
 
@@ -137,7 +138,7 @@ class Root:
     @property
     def timestamp_ns(self) -> int | None:
         """When the request started, for freezing time at replay."""
-        value = self.frame.entry.event.get("timestamp_ns")
+        value = self.frame.entry.timestamp_ns
         return value if isinstance(value, int) else None
 
 
@@ -169,8 +170,19 @@ def build_trace(result: ReadResult) -> Trace:
         return _Builder(result.path, list(result.problems)).build(result.events)
 
 
+_KIND: Final = attrgetter("kind")
+_ID: Final = attrgetter("correlation_id")
+_PARENT: Final = attrgetter("parent_id")
+_ENTRY: Final = attrgetter("entry")
+_STAMP: Final = attrgetter("timestamp_ns")
+
+
 class _Builder:
-    """One pass to find frames, one to link them, one to place every event."""
+    """One pass to find frames, one to link them, one to place every event.
+
+    The model reads only the fields the reader copied out of each event
+    (type, ids, timestamp, error flag), so building it decodes nothing.
+    """
 
     def __init__(self, path: str, problems: list[TraceProblem]) -> None:
         self.path = path
@@ -187,19 +199,21 @@ class _Builder:
         root_frames = self.link_parents()
         placement, per_root = self.find_roots(root_frames)
         orphans = self.place_events(events, placement)
+        ordered = _in_time_order(events)
         roots = [
-            Root(frame, _time_ordered(tree_events), self.path)
+            Root(frame, tree_events if ordered else _time_ordered(tree_events), self.path)
             for frame, tree_events in zip(root_frames, per_root)  # noqa: B905 - same length
         ]
         return Trace(self.path, roots, self.frames, orphans, self.problems)
 
     def collect_frames(self, events: list[LineEvent]) -> None:
+        entries = list(compress(events, map(eq, map(_KIND, events), repeat(FUNCTION_ENTRY))))
+        ids: list[Any] = list(map(_ID, entries))
+        if all(ids) and len(set(ids)) == len(ids):  # the usual case: nothing to report
+            self.frames = dict(zip(ids, map(Frame, ids, entries)))  # noqa: B905 - same length
+            return
         frames = self.frames
-        for item in events:
-            event = item.event
-            if event.get("event_type") != FUNCTION_ENTRY:
-                continue
-            cid = event.get("correlation_id")
+        for cid, item in zip(ids, entries):  # noqa: B905 - same length
             if not cid:
                 self.warn(item.line, "function_entry without an id (ignored)", "correlation_id")
                 continue
@@ -214,14 +228,13 @@ class _Builder:
         """Attach each frame to its parent; return the roots in line order."""
         frames = self.frames
         roots: list[Frame] = []
-        for cid, frame in frames.items():
-            parent_id = frame.entry.event.get("parent_correlation_id")
-            parent = frames.get(parent_id) if parent_id else None
+        found = map(frames.get, map(_PARENT, map(_ENTRY, frames.values())))
+        for frame, parent in zip(frames.values(), found):  # noqa: B905 - same length
             if parent is None:
                 roots.append(frame)
             elif parent is frame:
-                self.warn(frame.entry.line, f"frame {cid!r} names itself as parent "
-                          "(treated as a root)", "parent_correlation_id")
+                self.warn(frame.entry.line, f"frame {frame.correlation_id!r} names itself as "
+                          "parent (treated as a root)", "parent_correlation_id")
                 roots.append(frame)
             else:
                 frame.parent = parent
@@ -241,8 +254,13 @@ class _Builder:
         for root in roots:
             tree_events: list[LineEvent] = []
             per_root.append(tree_events)
-            for frame in root.walk():
-                placement[frame.correlation_id] = (frame, tree_events)
+            placement[root.correlation_id] = (root, tree_events)
+            if root.children:
+                stack = root.children[:]
+                while stack:
+                    frame = stack.pop()
+                    placement[frame.correlation_id] = (frame, tree_events)
+                    stack += frame.children
         if len(placement) != len(self.frames):
             for cid, frame in self.frames.items():
                 if cid not in placement:
@@ -256,21 +274,22 @@ class _Builder:
     ) -> list[LineEvent]:
         """Give each event to its frame and its root's list; return the orphans."""
         orphans: list[LineEvent] = []
-        for item in events:
-            event = item.event
-            cid = event.get("correlation_id")
-            placed = placement.get(cid) if type(cid) is str else None
+        ids: list[Any] = list(map(_ID, events))
+        if not {*map(type, ids)} <= {str, type(None)}:  # events made by hand
+            ids = [cid if type(cid) is str else None for cid in ids]
+        for item, placed in zip(events, map(placement.get, ids)):  # noqa: B905 - same length
             if placed is None:
                 orphans.append(item)
                 continue
             frame, tree_events = placed
-            kind = event.get("event_type")
+            kind = item.kind
             if kind == FUNCTION_ENTRY:
                 if frame.entry is not item:
                     continue  # a duplicate entry, already reported
             elif kind == FUNCTION_EXIT:
                 if frame.exit is not None:
-                    self.warn(item.line, f"second exit for {cid!r} (ignored)", "correlation_id")
+                    self.warn(item.line, f"second exit for {item.correlation_id!r} (ignored)",
+                              "correlation_id")
                     continue
                 frame.exit = item
             else:
@@ -278,18 +297,27 @@ class _Builder:
             if tree_events is not None:
                 tree_events.append(item)
         for item in orphans:
-            cid = item.event.get("correlation_id")
+            cid = item.correlation_id
             why = "it has no correlation_id" if cid is None else f"no function_entry for {cid!r}"
             self.warn(item.line, f"event belongs to no recorded call ({why})", "correlation_id")
         return orphans
 
 
+def _in_time_order(events: list[LineEvent]) -> bool:
+    """Whether the whole file is in time order, so every root is too (the usual case)."""
+    stamps: list[Any] = list(map(_STAMP, events))
+    try:
+        return None not in stamps and all(map(le, stamps, islice(stamps, 1, None)))
+    except TypeError:  # a timestamp that is no number, in events made by hand
+        return False
+
+
 def _time_ordered(events: list[LineEvent]) -> list[LineEvent]:
     """Order by timestamp when every event has one (merged logs), else keep line order."""
-    stamps: list[Any] = [item.event.get("timestamp_ns") for item in events]
+    stamps: list[Any] = list(map(_STAMP, events))
     if None in stamps or stamps == sorted(stamps):  # the reader let only int or null through
         return events
-    return sorted(events, key=lambda item: (item.event["timestamp_ns"], item.line))
+    return sorted(events, key=lambda item: (item.timestamp_ns, item.line))
 
 
 def events_of(roots: Iterable[Root]) -> Iterator[Event]:

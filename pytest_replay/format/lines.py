@@ -7,6 +7,8 @@ field. :mod:`pytest_replay.format.reader` applies this to whole streams.
 from __future__ import annotations
 
 import json
+import sys
+import threading
 from dataclasses import dataclass
 from typing import Any, Final, Literal, final
 
@@ -96,12 +98,13 @@ class LineParser:
 
     It remembers the field names and value types of events it has already
     checked, so most lines of a log cost one parse and one set lookup.
+    ``shapes`` lets it share that memory with the reader's bulk path.
     """
 
     __slots__ = ("_shapes",)
 
-    def __init__(self) -> None:
-        self._shapes = KnownShapes()
+    def __init__(self, shapes: KnownShapes | None = None) -> None:
+        self._shapes = KnownShapes() if shapes is None else shapes
 
     def __call__(self, line: bytes, path: str, number: int) -> Event:
         """Decode one line (no line ending) into an event, or raise TraceFormatError."""
@@ -124,8 +127,48 @@ class LineParser:
         return version is None or version >= 1
 
 
+def decode_accepted(line: bytes) -> Event:
+    """Decode a line :func:`parse_line` accepts, the way it does (big integers exactly).
+
+    For events the reader kept as bytes and decodes on first use; the line
+    may still end in ``\\r``.
+    """
+    digits = line.translate(DIGIT_MAP)
+    if LONG_RUN in digits or LONG_NEGATIVE in digits:
+        event: Event = _loads_exact(line)
+        return event
+    decoded: Event = orjson.loads(line)
+    return decoded
+
+
+ORJSON_MAX_DEPTH: Final = 1024
+"""How deeply orjson lets arrays and objects nest; the exact parser is given as much room."""
+_DEEPER: Final = threading.Lock()
+"""Held while the recursion limit is raised, so two threads cannot leave it raised."""
+
+
 def _loads_exact(line: bytes) -> Any:
-    """The standard parser, held to orjson's rules: no NaN, no infinity, no lone surrogates."""
+    """The standard parser, held to orjson's rules: no NaN, no infinity, no lone surrogates.
+
+    Its nesting is bounded by the interpreter's recursion limit, which the
+    caller's own depth eats into, so a line orjson would take could fail
+    here: on a RecursionError it tries once more with room for orjson's
+    depth. Deeper lines still fail (orjson refuses them too).
+    """
+    try:
+        return _json_exact(line)
+    except RecursionError:
+        pass
+    with _DEEPER:
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(limit + ORJSON_MAX_DEPTH + 64)
+        try:
+            return _json_exact(line)
+        finally:
+            sys.setrecursionlimit(limit)
+
+
+def _json_exact(line: bytes) -> Any:
     value = json.loads(line, parse_constant=_reject_constant, parse_float=_finite_float)
     json.dumps(value, ensure_ascii=False).encode("utf-8")  # raises on a lone surrogate
     return value
@@ -197,6 +240,27 @@ class KnownShapes:
 
     def __init__(self) -> None:
         self.shapes: set[tuple[Any, ...]] = set()
+
+    def admit(self, shape: tuple[Any, ...]) -> bool:
+        """Whether ``shape`` (field names, then their value types) is well-typed; remembered if so.
+
+        The bulk path's check: the same rules as :func:`check_fields` minus the
+        value of ``v``, which the caller checks.
+        """
+        if shape in self.shapes:
+            return True
+        half = len(shape) // 2
+        names = shape[:half]
+        if "event_type" not in names:
+            return False
+        get = FIELD_TYPES.get
+        for name, kind in zip(names, shape[half:]):  # noqa: B905 - halves of one tuple
+            spec = get(name)
+            if spec is not None and kind not in spec[0]:
+                return False
+        if len(self.shapes) < self.MAX_SHAPES:
+            self.shapes.add(shape)
+        return True
 
     def check(self, event: dict[str, Any]) -> bool:
         """Whether ``event``, of a shape not seen yet, is well-typed (False: see parse_line)."""

@@ -1,16 +1,19 @@
-"""Stream trace events from JSONL files (plain or gzip), one line at a time.
+"""Stream trace events from JSONL files (plain or gzip), a chunk of lines at a time.
 
 Nothing here reads a whole file into memory, and no line is held past a cap.
 Every problem names the file, the line, the column where known, and the
 field; a problem in one line never loses the other lines. A last line cut
 short (a crash mid-write) is kept aside with a warning rather than failing
 the trace. The rules are written down in docs/trace-format.md.
+
+Blocks of lines go through :mod:`pytest_replay.format.bulk` first; a block
+it does not take is read line by line with :class:`LineParser`, which says
+what is wrong with each line.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import gzip
 import io
@@ -21,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, cast
 
-import orjson
-
 from pytest_replay.format import lines as _lines
-from pytest_replay.format.events import FORMAT_VERSION, KNOWN_EVENT_TYPES, Event
+from pytest_replay.format.bulk import Seen, block_events
+from pytest_replay.format.events import FORMAT_VERSION, Event
+from pytest_replay.format.line_event import LineEvent
 from pytest_replay.format.lines import (
     MAX_LINE_BYTES,
     CutShortLine,
@@ -58,16 +61,9 @@ __all__ = [
 
 _BOM: Final = b"\xef\xbb\xbf"
 _GZIP_MAGIC: Final = b"\x1f\x8b"
-_DRAIN_CHUNK: Final = 1024 * 1024
-_FLUSH_EVERY: Final = 1024
-
-
-@dataclass(slots=True)
-class LineEvent:
-    """An event together with where it came from (for reportinfo and errors)."""
-
-    line: int
-    event: Event
+_CHUNK: Final = 64 * 1024
+"""Bytes asked of the stream at a time: a block of a few hundred lines, small enough
+that their decoded events are still in the CPU cache when they are checked."""
 
 
 @dataclass
@@ -95,10 +91,16 @@ class ReadResult:
 def paused_gc() -> Iterator[None]:
     """Pause the cyclic garbage collector while a trace is read and modelled.
 
-    Each parsed event is a few container objects that live until the end of
-    the read. The collector would re-walk all of them every time its young
+    Each event and frame is a container object that lives as long as the
+    trace. The collector would re-walk all of them every time its young
     generation fills, which doubles the read time; nothing built here is
-    garbage that needs it. The previous state is restored on the way out.
+    garbage that needs it. On the way out, what is young (the trace, mostly)
+    is filed straight into the oldest generation with ``freeze`` and
+    ``unfreeze``, both a constant-time list splice: otherwise the first
+    collection after the read walks every new object once more, which costs
+    a sixth of reading and modelling. Young garbage filed with it is still
+    collected, by the next full collection. Skipped when the program froze objects itself
+    (``unfreeze`` would thaw them too). The enabled state is restored.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -106,6 +108,9 @@ def paused_gc() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            if not gc.get_freeze_count():
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
@@ -137,96 +142,119 @@ def gunzip_if_compressed(stream: IO[bytes]) -> IO[bytes]:
     return cast(IO[bytes], peekable)
 
 
-def _skip_rest_of_line(readline: Callable[[int], bytes]) -> bool:
-    while True:
-        chunk = readline(_DRAIN_CHUNK)
-        if not chunk:
-            return False
-        if chunk.endswith(b"\n"):
-            return True
+class _Scan:
+    """What one pass over a stream has seen and said, and where its events go."""
+
+    def __init__(self, name: str, events: list[LineEvent],
+                 decoded: dict[int, Event] | None) -> None:
+        self.name = name
+        self.events = events
+        self.decoded = decoded
+        self.seen = Seen()
+        self.parse = LineParser(self.seen.shapes)
+
+    def block(self, lines: list[bytes], first: int, bulk: bool = True
+              ) -> Iterator[TraceProblem]:
+        """Keep the events of complete ``lines`` (numbered from ``first``); yield problems."""
+        if bulk:
+            made = block_events(lines, first, self.seen, self.decoded)
+            if made is not None:
+                self.events += made
+                return
+        for number, line in enumerate(lines, first):
+            yield from self.line(line, number, complete=True)
+
+    def line(self, raw: bytes, number: int, complete: bool) -> Iterator[TraceProblem]:
+        """Keep the event of one line, or yield what is wrong with it.
+
+        An unknown event type and a newer format version are reported once.
+        """
+        line = raw.rstrip(b"\r\n")
+        if not line or line.isspace():
+            return
+        try:
+            event = self.parse(line, self.name, number)
+        except TraceFormatError as exc:
+            yield exc.problem if complete else cut_short(exc.problem, line)
+            return
+        seen = self.seen
+        kind = event["event_type"]
+        if kind not in seen.kinds:
+            seen.kinds.add(kind)
+            yield TraceProblem(
+                self.name, number, f"unknown event type {kind!r} (kept and shown; "
+                "later lines of this type are not reported again)",
+                field="event_type", severity="warning",
+            )
+        version = event.get("v")
+        if version not in seen.versions:  # above FORMAT_VERSION: the parser refuses below 1
+            if len(seen.versions) == 2:
+                yield TraceProblem(
+                    self.name, number, f"written by format version {version}; this reader "
+                    f"knows {FORMAT_VERSION} (fields it does not know are kept, not "
+                    "interpreted)", field="v", severity="warning",
+                )
+            seen.versions.add(version)
+        self.events.append(LineEvent(number, event))
 
 
-def _scan(stream: IO[bytes], name: str, events: list[LineEvent]
-          ) -> Iterator[TraceProblem | None]:
+def _scan(stream: IO[bytes], name: str, events: list[LineEvent],
+          decoded: dict[int, Event] | None) -> Iterator[TraceProblem | None]:
     """Append every good event of ``stream`` to ``events``; yield every problem.
 
     Problems come in file order relative to the events appended before them.
-    ``None`` is yielded every :data:`_FLUSH_EVERY` lines so a streaming
-    consumer can hand on and clear ``events``. ``stream`` must already be
-    decompressed (see :func:`gunzip_if_compressed`). Each unknown event type
-    and a newer format version are reported once. The common case runs
-    inline, without a Python call per line; a line that does not pass it goes
-    through :func:`parse_line`, which says what is wrong with it.
+    ``None`` is yielded after each block of lines so a streaming consumer can
+    hand on and clear ``events``. ``stream`` must already be decompressed
+    (see :func:`gunzip_if_compressed`). ``decoded``: see :func:`block_events`.
+    The stream is read a chunk at a time (``read1``, so a gzip stream that
+    ends early loses no more than before); a line still unfinished at the
+    end of a chunk waits, in pieces, for the next.
     """
-    readline = stream.readline
-    limit = _lines.MAX_LINE_BYTES + 1  # read at call time, so tests can lower the cap
-    loads = orjson.loads
-    append = events.append
-    digit_map, long_run, long_negative = _lines.DIGIT_MAP, _lines.LONG_RUN, _lines.LONG_NEGATIVE
-    known_shapes = _lines.KnownShapes()
-    shapes = known_shapes.shapes
-    unknown: set[str] = set()
-    newer = False
-    number = 0
+    scan = _Scan(name, events, decoded)
+    read: Callable[[int], bytes] = getattr(stream, "read1", stream.read)
+    cap = _lines.MAX_LINE_BYTES  # read at call time, so tests can lower the cap
+    pieces: list[bytes] = []  # the unfinished line
+    held = 0  # its length so far
+    skipping = False  # inside a line over the cap, which is dropped as it comes
+    number = 0  # lines finished so far
     try:
-        for raw in iter(functools.partial(readline, limit), b""):
-            number += 1
-            if not number % _FLUSH_EVERY:
+        while chunk := read(_CHUNK):
+            if skipping:
+                end = chunk.find(b"\n")
+                if end < 0:
+                    continue
+                chunk = chunk[end + 1 :]
+                number += 1
+                skipping = False
+            lines = chunk.split(b"\n")
+            tail = lines.pop()
+            if lines:
+                longest = held + len(chunk)  # an upper bound, cheap to know
+                if pieces:
+                    pieces.append(lines[0])
+                    lines[0] = b"".join(pieces)
+                    pieces.clear()
+                if number == 0 and lines[0].startswith(_BOM):
+                    lines[0] = lines[0][len(_BOM) :]
+                bulk = longest <= cap or max(map(len, lines)) <= cap
+                yield from scan.block(lines, number + 1, bulk)
+                number += len(lines)
+                held = 0
                 yield None
-            event: Any = None
-            if raw[-1] == 0x0A:  # orjson skips the line ending itself: no copy to strip it
-                digits = raw.translate(digit_map)
-                if long_run not in digits and long_negative not in digits:
-                    try:
-                        event = loads(raw)
-                    except orjson.JSONDecodeError:
-                        event = None
-            if (
-                type(event) is not dict
-                or (
-                    (*event, *map(type, event.values())) not in shapes
-                    and not known_shapes.check(event)
-                )
-            ):
-                # The slow path: a BOM, a blank or unterminated line, a long
-                # integer, a line over the cap, or something wrong to report.
-                complete = raw.endswith(b"\n")
-                if not complete and len(raw) >= limit:
-                    complete = _skip_rest_of_line(readline)
-                    line = raw
-                else:
-                    line = raw.rstrip(b"\r\n")
-                    if number == 1 and line.startswith(_BOM):
-                        line = line[len(_BOM) :]
-                    if not line or line.isspace():
-                        continue
-                try:
-                    event = parse_line(line, name, number)
-                except TraceFormatError as exc:
-                    yield exc.problem if complete else cut_short(exc.problem, line)
-                    continue
-            kind = event["event_type"]
-            if kind not in KNOWN_EVENT_TYPES and kind not in unknown:
-                unknown.add(kind)
-                yield TraceProblem(
-                    name, number, f"unknown event type {kind!r} (kept and shown; "
-                    "later lines of this type are not reported again)",
-                    field="event_type", severity="warning",
-                )
-            version = event.get("v")
-            if version is not None and version != FORMAT_VERSION:
-                if version < 1:
-                    yield TraceProblem(name, number, f"must be 1 or more, got {version}",
-                                       field="v")
-                    continue
-                if not newer:
-                    newer = True
-                    yield TraceProblem(
-                        name, number, f"written by format version {version}; this reader "
-                        f"knows {FORMAT_VERSION} (fields it does not know are kept, not "
-                        "interpreted)", field="v", severity="warning",
-                    )
-            append(LineEvent(number, event))
+            if tail:
+                pieces.append(tail)
+                held += len(tail)
+                if held > cap:
+                    yield TraceProblem(name, number + 1,
+                                       f"line is longer than the {cap}-byte cap")
+                    pieces.clear()
+                    held = 0
+                    skipping = True
+        if pieces:
+            last = b"".join(pieces)
+            if number == 0 and last.startswith(_BOM):
+                last = last[len(_BOM) :]
+            yield from scan.line(last, number + 1, complete=False)
     except EOFError as exc:
         yield TraceProblem(name, number + 1, f"compressed stream ends early ({exc}); "
                            "the lines before are kept", severity="warning")
@@ -259,7 +287,7 @@ def read_stream(stream: IO[bytes], name: str = "-") -> ReadResult:
 def _read(stream: IO[bytes], name: str) -> ReadResult:
     result = ReadResult(name)
     with paused_gc():
-        for problem in _scan(stream, name, result.events):
+        for problem in _scan(stream, name, result.events, {}):
             if problem is None:
                 continue
             result.problems.append(problem)
@@ -287,7 +315,7 @@ def iter_events(
             continue
         buffer: list[LineEvent] = []
         with stream:
-            for problem in _scan(stream, name, buffer):
+            for problem in _scan(stream, name, buffer, None):
                 for item in buffer:
                     yield name, item
                 buffer.clear()

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pytest_replay.format.reader import ReadResult, read_stream, read_trace
+from pytest_replay.format.reader import LineEvent, ReadResult, read_stream, read_trace
 from pytest_replay.model import Root, Trace, build_trace, events_of, load_trace
 
 # The five example lines of the seed document, byte for byte.
@@ -303,3 +303,32 @@ def test_build_trace_keeps_read_problems_and_leaves_gc_as_it_was(tmp_path: Path)
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_building_the_model_decodes_no_event() -> None:
+    events = [enter("r", "process_order", ts=1), var("r", ts=2),
+              enter("c", "calculate_tax", parent="r", ts=3), error("c", ts=4),
+              leave("c", True, ts=5), var("ghost", ts=6)]
+    data = b"".join(orjson.dumps(event) + b"\n" for event in events)
+    result = read_stream(io.BytesIO(data), "t.jsonl")
+    decoded = result.events[0].decoded
+    assert decoded == {} and all(item.decoded is decoded for item in result.events)
+    trace = build_trace(result)
+    (root,) = trace.roots
+    assert root.is_incident and root.incident_error is result.events[3]
+    assert root.timestamp_ns == 1 and not root.complete and trace.frames["c"].raised
+    assert [item.line for item in trace.orphans] == [6]
+    assert decoded == {}  # all of the above from the fields copied at read time
+    assert root.name == "process_order[r]"
+    assert list(decoded) == [1]  # the name needed the root's entry, and only that
+
+
+def test_events_made_by_hand_with_odd_ids_are_orphans_as_before() -> None:
+    events = [LineEvent(1, {"event_type": "function_entry", "correlation_id": "r"}),
+              LineEvent(2, {"event_type": "variable_change", "correlation_id": ["r"]}),
+              LineEvent(3, {"event_type": "variable_change", "correlation_id": 7}),
+              LineEvent(4, {"event_type": "variable_change", "correlation_id": "r",
+                            "timestamp_ns": "late"})]
+    trace = build_trace(ReadResult("hand", events))
+    assert [item.line for item in trace.orphans] == [2, 3]
+    assert [item.line for item in trace.roots[0].events] == [1, 4]
