@@ -20,6 +20,8 @@ from pytest_replay.capture.runtime import RUNTIME
 from pytest_replay.format import events as ev
 from pytest_replay.format.values import redacted
 
+_UNROLLED: Final = 3
+"""Arities :func:`_positional_binder` writes scalars for without the encoder (1 to 3)."""
 _SAFE_NOT_FLOAT: Final = frozenset({int, bool, type(None)})
 """Types orjson writes as the encoder would (floats too, when finite; strings too, when
 short or free of secret-shaped text, see :func:`_plain_str`), given the checks made after
@@ -63,8 +65,12 @@ def _redacted_json(value: Any) -> bytes:
     return _REDACTED_JSON
 
 
-def _escape(fragment: bytes) -> bytes:
-    return fragment.replace(b"%", b"%%")
+def _template(parts: tuple[bytes, ...], *markers: bytes) -> bytes:
+    """A ``%`` template: ``parts`` (escaped) with ``markers`` (``%d``, ``%b``) between them."""
+    out = parts[0].replace(b"%", b"%%")
+    for marker, part in zip(markers, parts[1:], strict=True):
+        out += marker + part.replace(b"%", b"%%")
+    return out
 
 
 @final
@@ -73,8 +79,11 @@ class CallSite:
 
     __slots__ = (
         "_names",
+        "arg_keys",
         "entry_format",
+        "entry_parts",
         "exit_format",
+        "exit_parts",
         "function_name",
         "generation",
         "keyword_only",
@@ -85,6 +94,7 @@ class CallSite:
         "qualname",
         "result_json",
         "root_format",
+        "root_parts",
         "secret",
         "varargs",
         "varkw",
@@ -116,6 +126,11 @@ class CallSite:
         self.generation = -1
         self.secret: frozenset[str] = frozenset()
         self.entry_format = self.root_format = self.exit_format = b""
+        self.entry_parts: tuple[bytes, ...] = ()
+        self.root_parts: tuple[bytes, ...] = ()
+        self.exit_parts: tuple[bytes, ...] = ()
+        self.arg_keys: tuple[bytes, ...] = ()
+        """``{"a":``, ``,"b":`` when :attr:`positional_json` is the scalar binder, else ``()``."""
         self.positional_json: Callable[[tuple[Any, ...]], bytes] = self._bound_json
         """``args -> JSON`` for calls without keyword arguments (the common case)."""
         self.result_json: Callable[[Any], bytes] = value_json
@@ -128,29 +143,37 @@ class CallSite:
         The three templates take, in order: ``entry_format`` (timestamp, id,
         parent id, trace field, args), ``root_format`` (timestamp, id,
         reference fields, args), ``exit_format`` (timestamp, id, return value,
-        duration).
+        duration). The ``*_parts`` tuples are the same lines as the constant
+        pieces around those values, for the C accelerator, which pastes them
+        without parsing a template.
         """
         is_secret = RUNTIME.is_secret
         self.secret = frozenset(name for name in self._names if is_secret(name))
         self.result_json = _redacted_json if is_secret(self.function_name) else value_json
         if any(name in self.secret for name in self.positional):
             self.positional_json = self._bound_json
+            self.arg_keys = ()
         else:
             self.positional_json = _positional_binder(self.positional, self._bound_json)
-        name = _escape(_dumps(self.function_name))
-        service = _escape(RUNTIME.service_field)
-        head = b'{"event_type":"' + ev.FUNCTION_ENTRY.encode() + b'","timestamp_ns":%d,'
-        tail = (b',"function_name":' + name
-                + b',"module":' + _escape(_dumps(self.module))
-                + b',"qualname":' + _escape(_dumps(self.qualname))
-                + b',"args":%b,"v":' + str(ev.FORMAT_VERSION).encode() + service + b"}\n")
-        self.entry_format = head + b'"correlation_id":"%b","parent_correlation_id":"%b"%b' + tail
-        self.root_format = head + b'"correlation_id":"%b"%b' + tail
-        self.exit_format = (
-            b'{"event_type":"' + ev.FUNCTION_EXIT.encode() + b'","timestamp_ns":%d,'
-            b'"correlation_id":"%b","function_name":' + name
-            + b',"return_value":%b,"duration_ns":%d' + service + b"}\n"
-        )
+            self.arg_keys = (tuple((b"," if index else b"{") + _dumps(name) + b":"
+                                   for index, name in enumerate(self.positional))
+                             if len(self.positional) <= _UNROLLED else ())
+        name = _dumps(self.function_name)
+        service = RUNTIME.service_field
+        head = b'{"event_type":"' + ev.FUNCTION_ENTRY.encode() + b'","timestamp_ns":'
+        described = (b',"function_name":' + name + b',"module":' + _dumps(self.module)
+                     + b',"qualname":' + _dumps(self.qualname) + b',"args":')
+        closing = b',"v":' + str(ev.FORMAT_VERSION).encode() + service + b"}\n"
+        self.entry_parts = (head, b',"correlation_id":"', b'","parent_correlation_id":"', b'"',
+                            described, closing)
+        self.root_parts = (head, b',"correlation_id":"', b'"', described, closing)
+        self.exit_parts = (
+            b'{"event_type":"' + ev.FUNCTION_EXIT.encode() + b'","timestamp_ns":',
+            b',"correlation_id":"', b'","function_name":' + name + b',"return_value":',
+            b',"duration_ns":', service + b"}\n")
+        self.entry_format = _template(self.entry_parts, b"%d", b"%b", b"%b", b"%b", b"%b")
+        self.root_format = _template(self.root_parts, b"%d", b"%b", b"%b", b"%b")
+        self.exit_format = _template(self.exit_parts, b"%d", b"%b", b"%b", b"%d")
         self.generation = RUNTIME.generation
 
     def _bound_json(self, args: tuple[Any, ...]) -> bytes:

@@ -8,6 +8,8 @@ import secrets
 from collections.abc import Iterator
 from typing import final
 
+from pytest_replay.capture._speedups_loader import SPEEDUPS
+
 
 @final
 class IdSource:
@@ -27,8 +29,11 @@ class IdSource:
     def reset(self) -> None:
         """New prefix and counter (called after fork so parent and child never collide)."""
         self.prefix = f"f{secrets.token_hex(4)}_"
-        template = self.prefix.encode("ascii") + b"%x"
-        self.ids = map(template.__mod__, itertools.count(1))
+        prefix = self.prefix.encode("ascii")
+        if SPEEDUPS is not None:
+            self.ids = SPEEDUPS.Ids(prefix)  # the same ids, made in C: a third of the cost
+        else:
+            self.ids = map((prefix + b"%x").__mod__, itertools.count(1))
 
     def next(self) -> str:
         """A new frame id, as ``str``."""

@@ -27,7 +27,7 @@ from itertools import islice
 from typing import Any, Final
 
 from pytest_replay.capture.redact import MIN_SCANNED
-from pytest_replay.format.values import TAG
+from pytest_replay.format.values import FUNCTION_STAND_INS, TAG
 
 PLAIN: Final = 0
 """Encodes to itself: give it to orjson as it is."""
@@ -147,7 +147,7 @@ def _children(node: Any, kind: type, max_items: int) -> Iterable[Any]:
         return islice(node, max_items * SET_FACTOR)
     if issubclass(kind, dict):
         return islice(dict.values(node), max_items)
-    if issubclass(kind, _LEAVES):
+    if issubclass(kind, _LEAVES) or kind in FUNCTION_STAND_INS:
         return ()
     try:
         attrs = object.__getattribute__(node, "__dict__")

@@ -13,6 +13,11 @@ This is the hot path of the whole product, so it is written for speed:
 Capture never changes what the function does: its exceptions propagate
 unchanged, generators are returned unconsumed, and any failure of capture
 itself costs events (counted), never the call.
+
+Sync callables get the C accelerator's wrapper when it is built
+(:mod:`pytest_replay.capture._speedups_loader` says which runs): it does the
+common case in C and hands every other case to the Python wrapper below, which
+stays the reference and writes the same bytes.
 """
 
 from __future__ import annotations
@@ -21,14 +26,20 @@ import functools
 import inspect
 import time
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, Final, TypeVar, cast
 
+import orjson
+
+from pytest_replay.capture import _speedups_loader
 from pytest_replay.capture.callsite import CallSite, plain, value_json
 from pytest_replay.capture.errors import message_of
 from pytest_replay.capture.ids import IDS
-from pytest_replay.capture.runtime import CURRENT_FRAME, RUNTIME, UNSAMPLED, frame_id
+from pytest_replay.capture.redact import MIN_SCANNED
+from pytest_replay.capture.runtime import CURRENT_FRAME, RUNTIME, UNSAMPLED, TraceRef, frame_id
 from pytest_replay.capture.stats import UNENCODABLE
 from pytest_replay.format import events as ev
+from pytest_replay.format.values import FUNCTION_STAND_INS
 
 F = TypeVar("F", bound=Callable[..., Any])
 TRACED_ATTRIBUTE: Final = "__telemetry_replay_traced__"
@@ -38,7 +49,6 @@ TRACED_CODES: set[object] = set()
 _clock: Final = time.time_ns
 _get_frame: Final = CURRENT_FRAME.get
 _set_frame: Final = CURRENT_FRAME.set
-_reset_frame: Final = CURRENT_FRAME.reset
 _WRAPPER_CODES: set[object] = set()
 """Code objects of our wrappers: a traceback passing through one was recorded there."""
 
@@ -106,16 +116,31 @@ def traced(function: F) -> F:
         TRACED_CODES.add(code)
     if inspect.iscoroutinefunction(function):
         wrapper = _async_wrapper(function, site)
+    elif _ACCELERATOR is not None:
+        wrapper = functools.wraps(function)(
+            _ACCELERATOR.TracedFunction(function, site, _sync_wrapper(function, site)))
     else:
-        wrapper = _sync_wrapper(function, site)
+        wrapper = functools.wraps(function)(_sync_wrapper(function, site))
     setattr(wrapper, TRACED_ATTRIBUTE, True)
     return cast(F, wrapper)
 
 
+def traced_call() -> None:  # the C accelerator's wrapper, as tracebacks show it
+    """Stands in tracebacks for the C wrapper, where the Python wrapper's frame would be.
+
+    :func:`_recorded_below` finds traced calls in a traceback by these frames.
+    """
+
+
 def _sync_wrapper(function: Callable[..., Any], site: CallSite) -> Callable[..., Any]:
+    """The pure-Python wrapper: the reference behaviour, the fallback of the C one.
+
+    The frame is put back with ``set(parent)``, not ``reset(token)``: the same
+    value for readers, a third of the cost.
+    """
     rt = RUNTIME
     ids = IDS
-    clock, get_frame, set_frame, reset_frame = _clock, _get_frame, _set_frame, _reset_frame
+    clock, get_frame, set_frame = _clock, _get_frame, _set_frame
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not rt.active:
@@ -150,25 +175,19 @@ def _sync_wrapper(function: Callable[..., Any], site: CallSite) -> Callable[...,
                     rt.write(line)
             except Exception as exc:
                 rt.sink_failed(exc)
-        token = set_frame(state)
+        set_frame(state)
         if cid_b is None:  # sampling left this request out: its callees skip capture cheaply
             try:
                 return function(*args, **kwargs)
             finally:
-                reset_frame(token)
+                set_frame(parent)
         try:
             result = function(*args, **kwargs)
         except BaseException as exc:
-            try:
-                reset_frame(token)
-            except ValueError:  # finished in another context than it started in
-                set_frame(parent)
+            set_frame(parent)
             _record_failure(site, cid_b, started, exc)
             raise
-        try:
-            reset_frame(token)
-        except ValueError:
-            set_frame(parent)
+        set_frame(parent)
         try:
             now = clock()
             line = site.exit_format % (now, cid_b, site.result_json(result), now - started)
@@ -182,13 +201,13 @@ def _sync_wrapper(function: Callable[..., Any], site: CallSite) -> Callable[...,
         return result
 
     _WRAPPER_CODES.add(wrapper.__code__)
-    return functools.wraps(function)(wrapper)
+    return wrapper
 
 
 def _async_wrapper(function: Callable[..., Any], site: CallSite) -> Callable[..., Any]:
     rt = RUNTIME
     ids = IDS
-    clock, get_frame, set_frame, reset_frame = _clock, _get_frame, _set_frame, _reset_frame
+    clock, get_frame, set_frame = _clock, _get_frame, _set_frame
 
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not rt.active:
@@ -223,25 +242,19 @@ def _async_wrapper(function: Callable[..., Any], site: CallSite) -> Callable[...
                     rt.write(line)
             except Exception as exc:
                 rt.sink_failed(exc)
-        token = set_frame(state)
+        set_frame(state)
         if cid_b is None:
             try:
                 return await function(*args, **kwargs)
             finally:
-                reset_frame(token)
+                set_frame(parent)
         try:
             result = await function(*args, **kwargs)
         except BaseException as exc:
-            try:
-                reset_frame(token)
-            except ValueError:
-                set_frame(parent)
+            set_frame(parent)
             _record_failure(site, cid_b, started, exc)
             raise
-        try:
-            reset_frame(token)
-        except ValueError:
-            set_frame(parent)
+        set_frame(parent)
         try:
             now = clock()
             line = site.exit_format % (now, cid_b, site.result_json(result), now - started)
@@ -257,5 +270,26 @@ def _async_wrapper(function: Callable[..., Any], site: CallSite) -> Callable[...
     _WRAPPER_CODES.add(wrapper.__code__)
     return functools.wraps(function)(wrapper)
 
+
+def _start_accelerator() -> ModuleType | None:
+    """The C accelerator, handed the Python pieces it calls back; None if it is not built
+    or cannot start (then every wrapper is the Python one, and the loader says why)."""
+    speedups = _speedups_loader.SPEEDUPS
+    if speedups is None:
+        return None
+    try:
+        speedups.install(runtime=RUNTIME, ids=IDS, frame_var=CURRENT_FRAME, trace_type=TraceRef,
+                         dumps=orjson.dumps, value_json=value_json,
+                         capture_failed=_capture_failed, record_failure=_record_failure,
+                         unsampled=UNSAMPLED, marker=traced_call, min_scanned=MIN_SCANNED)
+    except Exception as exc:  # a broken build must cost speed, never the import
+        _speedups_loader.refuse(f"the C accelerator failed to start: {type(exc).__name__}: {exc}")
+        return None
+    _WRAPPER_CODES.add(traced_call.__code__)
+    FUNCTION_STAND_INS.add(speedups.TracedFunction)
+    return speedups
+
+
+_ACCELERATOR: Final = _start_accelerator()
 
 __all__ = ["TRACED_ATTRIBUTE", "TRACED_CODES", "CallSite", "plain", "traced", "value_json"]

@@ -261,6 +261,8 @@ class _Encoder:
             return self._subclass(value, kind, depth)
         if issubclass(kind, _REFERENCES):
             return {TAG: "ref", "class": class_path(kind), "name": _ref_name(value)}
+        if kind in FUNCTION_STAND_INS:
+            return {TAG: "ref", "class": "builtins:function", "name": _ref_name(value)}
         marker = id(value)
         if marker in self.seen:
             return {TAG: "cycle", "class": class_path(kind)}
@@ -329,6 +331,8 @@ class _Encoder:
 _SUBCLASSABLE: Final = (dict, list, tuple, set, frozenset, str, int, float)
 _REFERENCES: Final = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type,
                       types.ModuleType)
+FUNCTION_STAND_INS: set[type] = set()
+"""Types recorded as the function they wrap (``@traced``'s C wrapper): ``builtins:function``."""
 _SCALAR_VALUE: Final[dict[type, Callable[[Any], Any]]] = {
     str: str.__str__, int: int.__int__, float: float.__float__,
 }

@@ -19,13 +19,19 @@ result: the shape of the demo's ``calculate_tax``) made
 
 then the added nanoseconds per call (minus the bare call) and the ratios
 OpenTelemetry / ours and naive / ours. It also times whole requests with
-capture off and on: the demo's ``process_order`` on a healthy order (whose
-functions are so tiny that the ratio says little) and a request doing
-realistic work (a cart of 20 items priced, taxed and its 2 KB JSON receipt
-encoded, through 5 traced calls).
+capture off and on: the demo's ``process_order`` end to end (a sqlite read,
+an update and commit, and a charge over HTTP to the demo gateway on
+127.0.0.1, all of it recorded) and a CPU-only request (a cart of 20 items
+priced, taxed and its 2 KB JSON receipt encoded, through 5 traced calls: no
+I/O at all, the worst case for a ratio).
 
 Rounds of every case are interleaved and each case keeps its best round, so
 a noisy neighbour does not decide the result; the median is printed too.
+
+The first line says which implementation ran ``@traced`` (the C accelerator or
+pure Python). When it was the accelerator, the per-call table is measured again
+in a subprocess with ``TELEMETRY_REPLAY_PURE_PYTHON=1``, so both are printed
+from one run; ``--per-call-only`` prints the table alone (what that subprocess does).
 """
 
 from __future__ import annotations
@@ -33,7 +39,9 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +53,7 @@ from typing import Any
 import orjson
 
 import pytest_replay as replay
+from pytest_replay.capture._speedups_loader import PURE_PYTHON_ENV, SPEEDUPS, implementation
 from pytest_replay.capture.runtime import RUNTIME
 
 Case = Callable[[int], None]
@@ -245,10 +254,20 @@ def handle(order_id: int, user_id: int) -> int:
     return receipt(order_id, items, subtotal, tax_for(subtotal, 0.08))
 
 
-def request_cases(directory: Path) -> dict[str, Case]:
-    """Whole requests with capture off and on (a FileSink; one request scope each)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the demo package
-    from demo import shop
+def request_cases(directory: Path, gateway_url: str) -> dict[str, Case]:
+    """Whole requests with capture off and on (a FileSink; one request scope each).
+
+    The demo request is the real one: it reads and updates the order in a sqlite
+    database in ``directory`` and charges it through the demo gateway at
+    ``gateway_url`` (a real HTTP server on 127.0.0.1), so capture records one
+    read, one write and commit, and one HTTP call per request.
+    """
+    from demo import shop, store
+
+    database = directory / "shop.db"
+    store.create(database)
+    os.environ["SHOP_DB"] = str(database)
+    os.environ["PAYMENTS_URL"] = gateway_url
 
     sink = replay.FileSink(directory / "requests.jsonl", max_bytes=0)
 
@@ -305,14 +324,26 @@ def report_requests(results: dict[str, list[float]]) -> None:
     best = {name: min(values) for name, values in results.items()}
     print()
     print(f"{'request':<34} {'off us':>9} {'on us':>9} {'added us':>9} {'overhead':>9}")
-    for label, key in (("demo process_order (3 calls)", "demo"),
+    for label, key in (("demo process_order (db + http)", "demo"),
                        ("realistic (5 calls, 2 KB JSON)", "realistic")):
         off, on = best[f"{key} off"] / 1000, best[f"{key} on"] / 1000
         print(f"{label:<34} {off:>9.2f} {on:>9.2f} {on - off:>9.2f} {(on - off) / off:>8.1%}")
 
 
+def report_pure_python(calls: int, rounds: int) -> None:
+    """The per-call table again, measured in a subprocess that runs the pure-Python wrapper."""
+    env = {**os.environ, PURE_PYTHON_ENV: "1"}
+    done = subprocess.run([sys.executable, __file__, str(calls), str(rounds), "--per-call-only"],
+                          env=env, capture_output=True, text=True, check=False)
+    print()
+    print(f"The same with {PURE_PYTHON_ENV}=1 (another process):")
+    print(done.stdout.rstrip() if done.returncode == 0 else f"failed: {done.stderr[-2000:]}")
+
+
 def main(argv: list[str]) -> int:
-    """Entry point: ``[calls] [rounds]``."""
+    """Entry point: ``[calls] [rounds] [--per-call-only]``."""
+    per_call_only = "--per-call-only" in argv
+    argv = [arg for arg in argv if arg != "--per-call-only"]
     calls = int(argv[1]) if len(argv) > 1 else 20_000
     rounds = int(argv[2]) if len(argv) > 2 else 15
     with tempfile.TemporaryDirectory() as temporary:
@@ -323,10 +354,20 @@ def main(argv: list[str]) -> int:
             results = measure(cases, calls, rounds)
         finally:
             finish()
-        print(f"python {sys.version.split()[0]}, {calls} calls x {rounds} rounds")
+        print(f"python {sys.version.split()[0]}, {calls} calls x {rounds} rounds, "
+              f"@traced: {implementation()}")
         report(results)
-        requests = request_cases(directory)
-        report_requests(measure(requests, max(1, calls // 10), rounds))
+        if per_call_only:
+            replay.shutdown()
+            return 0
+        if SPEEDUPS is not None:
+            report_pure_python(calls, rounds)
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the demo package
+        from demo import payments
+
+        with payments.gateway() as gateway_url:
+            requests = request_cases(directory, gateway_url)
+            report_requests(measure(requests, max(1, calls // 100), rounds))
         replay.shutdown()
         for sink_file in directory.glob("*.jsonl"):
             sink_file.unlink()
