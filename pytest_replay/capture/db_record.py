@@ -262,7 +262,7 @@ ABSENT: Final[Any] = object()
 class Call:
     """One database call being recorded; its event is emitted exactly once."""
 
-    __slots__ = ("busy", "event", "exhausted", "expected", "fetched", "generation", "open",
+    __slots__ = ("busy", "epoch", "event", "exhausted", "expected", "fetched", "open",
                  "rows", "secret", "started", "truncated")
 
     def __init__(self, system: str, operation: str, ids: Ids, statement: str,
@@ -286,7 +286,7 @@ class Call:
         self.busy = False
         self.truncated = False
         self.exhausted = False
-        self.generation = RUNTIME.generation
+        self.epoch = RUNTIME.epoch
         self.started = time.perf_counter_ns()
 
     # -- outcomes -----------------------------------------------------------------------
@@ -386,7 +386,7 @@ class Call:
     def _emit_now(self) -> None:
         if not RUNTIME.active:
             return
-        if RUNTIME.generation != self.generation:
+        if RUNTIME.epoch != self.epoch:
             # finished after capture was reconfigured (another replay, a new sink):
             # the line belongs to a stream that is gone, not to the current one
             RUNTIME.stats.drop(1, "a db_call finished after capture was reconfigured",

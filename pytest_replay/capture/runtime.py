@@ -3,9 +3,12 @@
 Which frame an event belongs to lives in context variables, so threads and
 asyncio tasks each see their own call stack. The configuration itself is
 process-wide by nature (one sink per process) and lives on one
-:class:`Runtime` object, whose every change bumps :attr:`Runtime.generation`:
-decorated functions cache what they precompute per generation, so they follow
-``configure()`` even when they were decorated before it ran.
+:class:`Runtime` object. A change of what lines look like (service,
+redaction, caps, sampling) bumps :attr:`Runtime.generation`: decorated
+functions cache what they precompute per generation, so they follow
+``configure()`` even when they were decorated before it ran. Every change,
+a new sink included, bumps :attr:`Runtime.epoch`: a call that started under
+one sink never writes into the next.
 """
 
 from __future__ import annotations
@@ -108,16 +111,17 @@ class Runtime:
 
     ``sink``, ``service``, ``redaction``, ``limits`` and ``sample_rate`` may be
     set directly (replay does, around one run); each assignment bumps
-    :attr:`generation`.
+    :attr:`epoch`, and each but the sink's bumps :attr:`generation` too.
     """
 
     __slots__ = ("_limits", "_redaction", "_sample_rate", "_service", "_sink", "_small_limits",
-                 "active", "generation", "is_secret", "last_sink", "max_str", "secret_text",
-                 "service_field", "stats", "write")
+                 "active", "epoch", "generation", "is_secret", "last_sink", "max_str",
+                 "secret_text", "service_field", "stats", "write")
 
     def __init__(self) -> None:
         self.active = False
         self.generation = 0
+        self.epoch = 0
         self._sink: Sink | None = None
         self.last_sink: Sink | None = None
         self.write: Callable[[bytes], None] = _write_nowhere
@@ -144,9 +148,11 @@ class Runtime:
 
     @sink.setter
     def sink(self, sink: Sink | None) -> None:
+        # Lines do not depend on the sink: call sites keep their templates (replay
+        # swaps the sink for every run), only calls in flight must not cross over.
         self._sink = sink
         self._choose_write()
-        self.generation += 1
+        self.epoch += 1
 
     def _choose_write(self) -> None:
         """The sink's own ``write``, or one that scrubs values first if redaction says so."""
@@ -169,6 +175,7 @@ class Runtime:
         self.service_field = (b',"service":"' + json_string(service) + b'"'
                               if service is not None else b"")
         self.generation += 1
+        self.epoch += 1
 
     @property
     def redaction(self) -> Redaction:
@@ -182,6 +189,7 @@ class Runtime:
         self.secret_text = _text_scanner(redaction)
         self._choose_write()
         self.generation += 1
+        self.epoch += 1
 
     @property
     def limits(self) -> Limits:
@@ -196,6 +204,7 @@ class Runtime:
                                     max_repr=limits.max_repr)
         self.max_str = limits.max_str
         self.generation += 1
+        self.epoch += 1
 
     @property
     def sample_rate(self) -> float:
@@ -206,6 +215,7 @@ class Runtime:
     def sample_rate(self, rate: float) -> None:
         self._sample_rate = rate
         self.generation += 1
+        self.epoch += 1
 
     # -- emitting ---------------------------------------------------------------------
 

@@ -427,6 +427,47 @@ def test_sqlite_calls_on_a_file(tmp_path: Path) -> None:
     assert events[4]["error_type"] == "IntegrityError" and events[4]["error_module"] == "sqlite3"
 
 
+def test_a_call_open_when_the_sink_changes_never_writes_into_the_new_sink(
+        tmp_path: Path) -> None:
+    from pytest_replay.capture.runtime import RUNTIME
+
+    database = tmp_path / "shop.db"
+    with sqlite3.connect(database) as setup:
+        setup.execute("create table t (id integer primary key, name text)")
+        setup.execute("insert into t (name) values ('ann'), ('bob')")
+    dropped_before = RUNTIME.stats.by_reason.get("db_capture_error", 0)
+    with capturing() as first, replay.request_scope(unique("req")):
+        connection = sqlite3.connect(database)
+        cursor = connection.execute("select id, name from t order by id")  # held for fetches
+        second = replay.MemorySink()
+        RUNTIME.sink = second  # replay does this between runs
+        assert cursor.fetchall() == [(1, "ann"), (2, "bob")]
+        connection.close()
+    assert not [line for line in second.lines if b'"db_call"' in line]
+    assert not [line for line in first.lines if b'"db_call"' in line]
+    assert RUNTIME.stats.by_reason.get("db_capture_error", 0) == dropped_before + 1
+
+
+def test_a_new_sink_keeps_call_sites_templates_and_a_new_service_renews_them() -> None:
+    from pytest_replay.capture.runtime import RUNTIME
+
+    @replay.traced
+    def price(amount: float) -> float:
+        return amount * 2
+
+    with capturing() as sink:
+        price(1.0)
+        site_generation = RUNTIME.generation
+        RUNTIME.sink = replay.MemorySink()  # no template depends on the sink
+        assert RUNTIME.generation == site_generation
+        RUNTIME.sink = sink
+        RUNTIME.service = "shop"
+        assert RUNTIME.generation > site_generation
+        price(2.0)
+    service_lines = [orjson.loads(line) for line in sink.lines]
+    assert [event.get("service") for event in service_lines] == [None, None, "shop", "shop"]
+
+
 # -- SQLAlchemy ---------------------------------------------------------------------------
 
 @replay.traced
