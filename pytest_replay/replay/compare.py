@@ -10,6 +10,7 @@ explains itself, as ``responses`` matchers do: ``(equal, reason, path)``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import fnmatch
 import math
@@ -123,9 +124,7 @@ def steps_of(events: Sequence[Event], observed: frozenset[str] = frozenset(),
     recording (written by another emitter) makes every call it does not know
     transparent: it never said what those functions did.
     """
-    explicit = {(e.get("correlation_id"), e.get("variable_name"), _canonical(e.get("value")))
-                for e in events
-                if e.get("event_type") == ev.VARIABLE_CHANGE and not e.get("observed")}
+    explicit: set[tuple[Any, Any, bytes]] | None = None  # made when a watched value needs it
     steps: list[Step] = []
     skipped: list[str] = []
     stack: list[str] = []
@@ -155,9 +154,12 @@ def steps_of(events: Sequence[Event], observed: frozenset[str] = frozenset(),
             continue
         function = frame_function.get(cid, stack[-1] if stack else "?")
         if kind == ev.VARIABLE_CHANGE:
-            if event.get("observed") and (event.get("correlation_id"), event.get(
-                    "variable_name"), _canonical(event.get("value"))) in explicit:
-                continue  # the code reported it itself; the watcher only saw it too
+            if event.get("observed"):
+                if explicit is None:
+                    explicit = _reported_variables(events)
+                if (event.get("correlation_id"), event.get("variable_name"),
+                        _canonical(event.get("value"))) in explicit:
+                    continue  # the code reported it itself; the watcher only saw it too
             fields = {"variable_name": event.get("variable_name"), "value": event.get("value")}
         elif kind == ev.LOOP_ITERATION:
             fields = {k: event.get(k) for k in ("loop_name", "iteration", "value", "iterations")
@@ -171,6 +173,13 @@ def steps_of(events: Sequence[Event], observed: frozenset[str] = frozenset(),
             continue
         steps.append(_step(len(steps), kind, function, stack, fields, event))
     return steps, skipped
+
+
+def _reported_variables(events: Sequence[Event]) -> set[tuple[Any, Any, bytes]]:
+    """``(frame, name, value)`` of the variable changes the code reported itself."""
+    return {(e.get("correlation_id"), e.get("variable_name"), _canonical(e.get("value")))
+            for e in events
+            if e.get("event_type") == ev.VARIABLE_CHANGE and not e.get("observed")}
 
 
 def _transparent(event: Event, observed: frozenset[str],
@@ -190,7 +199,18 @@ def is_foreign(events: Iterable[Event]) -> bool:
 
 def _step(index: int, kind: str, function: str, stack: list[str], fields: dict[str, Any],
           event: Event) -> Step:
-    return Step(index, kind, function, tuple(stack), fields, event)
+    # What Step(...) makes, without the frozen dataclass's one __setattr__ call per field:
+    # a replay builds a few dozen steps on each side, and that was half their cost.
+    step = _new_step(Step)
+    step.__dict__.update(index=index, event_type=kind, function=function, path=tuple(stack),
+                         fields=fields, event=event)
+    return step
+
+
+_new_step: Final = object.__new__
+if "__slots__" in vars(Step) or tuple(f.name for f in dataclasses.fields(Step)) != (
+        "index", "event_type", "function", "path", "fields", "event"):  # pragma: no cover
+    raise AssertionError("compare._step fills Step's __dict__ by field name: update it with Step")
 
 
 def _entry_fields(event: Event) -> dict[str, Any]:
@@ -256,6 +276,8 @@ def _divergence(index: int, left: Step | None, right: Step | None, reason: str,
 def _compare_step(left: Step, right: Step, options: CompareOptions) -> tuple[bool, str, str | None]:
     if left.event_type != right.event_type or left.function != right.function:
         return False, (f"expected {left.describe()}, got {right.describe()}"), None
+    if identical(left.fields, right.fields):
+        return True, "", None  # nothing can differ, whatever is ignored or tolerated
     ignore = _Ignore(options.ignore, left.event_type, left.function)
     for key in sorted(set(left.fields) | set(right.fields)):
         if ignore.matches(key):
@@ -290,6 +312,32 @@ class _Ignore:
                                                                            f"{pattern}.*")
             for pattern in self.patterns for candidate in candidates
         )
+
+
+def identical(left: Any, right: Any) -> bool:
+    """The same value, type for type (``1`` is not ``True``, nor ``1.0``; NaN is not NaN).
+
+    Identical values compare equal under every option, so this cheap check
+    lets most steps of a passing replay skip the field-by-field comparison.
+    """
+    kind = type(left)
+    if kind is not type(right):
+        return False
+    if kind is dict:
+        if len(left) != len(right):
+            return False
+        for key, value in left.items():
+            other = right.get(key, _ABSENT)
+            if other is _ABSENT or not identical(value, other):
+                return False
+        return True
+    if kind is list:
+        return len(left) == len(right) and all(map(identical, left, right))
+    return kind in _SCALARS and bool(left == right)
+
+
+_ABSENT: Final = object()
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 
 
 def values_equal(left: Any, right: Any, path: str, tolerance: float,

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import operator
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pytest_replay.capture.api import request_scope
-from pytest_replay.capture.redact import Redaction
+from pytest_replay.capture.redact import DEFAULT_REDACTION, Redaction
 from pytest_replay.capture.runtime import RUNTIME
 from pytest_replay.capture.sinks import MemorySink
 from pytest_replay.config import ReplayConfig
@@ -106,9 +108,11 @@ class ReplayEngine:
         self.servers = servers or default_servers
         self.options = CompareOptions(ignore=config.ignore,
                                       float_tolerance=config.float_tolerance)
-        # Built once: a Redaction remembers its verdicts, which every replay reuses.
+        # Built once: a Redaction remembers its verdicts, which every replay reuses. The
+        # default one is capture's own, which the runtime then need not be switched to.
         self.redaction = (Redaction(keys=config.redact_keys, patterns=config.redact_patterns)
-                          if config.redact_keys or config.redact_patterns else Redaction())
+                          if config.redact_keys or config.redact_patterns
+                          else DEFAULT_REDACTION)
 
     # -- running ------------------------------------------------------------------------
 
@@ -170,6 +174,8 @@ class ReplayEngine:
         watched = _watched_variables(recorded)
         entry = root.frame.entry.event
         returned, value, error = False, None, None
+        # Wrapped before time is frozen: a wrapper reads the clock it was made with.
+        target = wrapper_for(resolved.function)
         started = time.perf_counter_ns()
         with ExitStack() as stack:
             stack.enter_context(_capturing_into(sink, self.redaction))
@@ -178,7 +184,6 @@ class ReplayEngine:
                 served = stack.enter_context(sandbox(moment, servers))
             except ValueError as exc:  # a recorded call the servers cannot use
                 raise NotReplayable(f"bad recording: {exc}") from None
-            target = wrapper_for(resolved.function)
 
             def invoke() -> Any:
                 with request_scope(root.correlation_id,
@@ -397,7 +402,7 @@ def bind_arguments(function: Callable[..., Any], decoded: dict[str, Any], what: 
                    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Turn recorded ``name -> value`` back into a call, as production made it."""
     try:
-        signature = inspect.signature(inspect.unwrap(function))
+        signature = _signature(function)
     except (TypeError, ValueError) as exc:
         raise NotReplayable(f"{what}: no signature: {exc}") from None
     args: list[Any] = []
@@ -440,6 +445,31 @@ def bind_arguments(function: Callable[..., Any], decoded: dict[str, Any], what: 
     return tuple(args), kwargs
 
 
+_SIGNATURES: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], inspect.Signature]] = (
+    weakref.WeakKeyDictionary())
+"""Per plain function: what its signature is made of, and the signature."""
+
+
+def _signature(function: Callable[..., Any]) -> inspect.Signature:
+    """``inspect.signature`` of the unwrapped function, computed again only when it changed.
+
+    A plain function's signature follows from its code, defaults and
+    annotations (or an explicit ``__signature__``); while those are the very
+    same objects, so is the signature.
+    """
+    target = inspect.unwrap(function)
+    if not inspect.isfunction(target):
+        return inspect.signature(target)
+    made_of = (target.__code__, target.__defaults__, target.__kwdefaults__,
+               target.__annotations__, target.__dict__.get("__signature__"))
+    cached = _SIGNATURES.get(target)
+    if cached is not None and all(map(operator.is_, cached[0], made_of)):
+        return cached[1]
+    signature = inspect.signature(target)
+    _SIGNATURES[target] = (made_of, signature)
+    return signature
+
+
 def _run_coroutine(awaitable: Any) -> Any:
     async def runner() -> Any:
         return await awaitable
@@ -449,20 +479,40 @@ def _run_coroutine(awaitable: Any) -> Any:
 
 @contextmanager
 def _capturing_into(sink: MemorySink, redaction: Redaction) -> Iterator[None]:
-    """Point the capture runtime at ``sink`` for one replay, then restore it exactly."""
-    saved = (RUNTIME.sink, RUNTIME.active, RUNTIME.service, RUNTIME.redaction,
-             RUNTIME.limits, RUNTIME.sample_rate)
-    RUNTIME.sink = sink
-    RUNTIME.service = None
-    RUNTIME.sample_rate = 1.0
-    RUNTIME.limits = Limits()
-    RUNTIME.redaction = redaction
+    """Point the capture runtime at ``sink`` for one replay, then restore it exactly.
+
+    Settings that already hold the replay's value are left alone: every
+    assignment makes each decorated function recompute what it precomputed
+    for the configuration.
+    """
+    changes: list[tuple[str, Any]] = [("sink", sink)]
+    if RUNTIME.service is not None:
+        changes.append(("service", None))
+    if RUNTIME.sample_rate != 1.0:
+        changes.append(("sample_rate", 1.0))
+    if _caps(RUNTIME.limits) != _DEFAULT_CAPS:
+        changes.append(("limits", Limits()))
+    if RUNTIME.redaction is not redaction:
+        changes.append(("redaction", redaction))
+    saved = [(name, getattr(RUNTIME, name)) for name, _value in changes]
+    active = RUNTIME.active
+    for name, value in changes:
+        setattr(RUNTIME, name, value)
     RUNTIME.active = True
     try:
         yield
     finally:
-        (RUNTIME.sink, RUNTIME.active, RUNTIME.service, RUNTIME.redaction,
-         RUNTIME.limits, RUNTIME.sample_rate) = saved
+        for name, value in saved:
+            setattr(RUNTIME, name, value)
+        RUNTIME.active = active
+
+
+def _caps(limits: Limits) -> tuple[int, ...]:
+    return (limits.max_str, limits.max_items, limits.max_depth, limits.max_repr,
+            limits.max_nodes)
+
+
+_DEFAULT_CAPS: Final = _caps(Limits())
 
 
 def default_servers(root: Root, recorded: Sequence[Event], config: ReplayConfig,

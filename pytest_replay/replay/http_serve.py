@@ -27,6 +27,7 @@ import gzip
 import http
 import importlib.util
 import json
+import operator
 import sys
 import threading
 import zlib
@@ -417,7 +418,10 @@ def _check_headers(live: Mapping[str, Any], recorded: Mapping[str, Any]) -> str 
     return None
 
 
-_CHECKS: Final[dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], str | None]]] = {
+Check = Callable[[Mapping[str, Any], Mapping[str, Any]], str | None]
+"""``check(live form, recorded form) -> why they differ, or None``."""
+
+_CHECKS: Final[dict[str, Check]] = {
     "method": lambda a, b: _differs("method", a["method"], b["method"]),
     "url": lambda a, b: _differs("url", _normal_url(a["url"]), _normal_url(b["url"])),
     "scheme": lambda a, b: _differs("scheme", _url_parts(a)[0], _url_parts(b)[0]),
@@ -432,13 +436,32 @@ _CHECKS: Final[dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], str | 
 
 def matchers_for(match_on: Sequence[str]) -> list[Callable[[Any, Any], None]]:
     """The matchers for ``match_on``; an unknown rule is refused with the valid ones listed."""
+    return [_rule(name, check) for name, check in _checks_for(match_on)]
+
+
+def _checks_for(match_on: Sequence[str]) -> list[tuple[str, Check]]:
+    """``(rule, check)`` for ``match_on``; an unknown rule is refused with the valid ones."""
     if isinstance(match_on, str):
         raise TypeError(f"match_on takes a sequence of rule names, not {match_on!r}")
     unknown = [name for name in match_on if name not in _CHECKS]
     if unknown:
         raise ValueError(f"unknown HTTP match rule(s) {', '.join(map(repr, unknown))}; "
                          f"valid rules: {', '.join(MATCH_RULES)}")
-    return [_rule(name, _CHECKS[name]) for name in dict.fromkeys(match_on)]
+    return [(name, _CHECKS[name]) for name in dict.fromkeys(match_on)]
+
+
+def _results(live: Mapping[str, Any], recorded: Mapping[str, Any],
+             checks: Sequence[tuple[str, Check]]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The rules that pass and ``(rule, why)`` of those that fail, as vcrpy reports them."""
+    passed: list[str] = []
+    failed: list[tuple[str, str]] = []
+    for name, check in checks:
+        reason = check(live, recorded)
+        if reason is None:
+            passed.append(name)
+        else:
+            failed.append((name, reason))
+    return passed, failed
 
 
 # -- recorded errors ---------------------------------------------------------------------
@@ -586,45 +609,55 @@ def _asked(request: Any) -> str:
 
 @final
 class _Answers:
-    """One serve's recorded calls: answers each request from them, or refuses it."""
+    """One serve's recorded calls: answers each request from them, or refuses it.
 
-    def __init__(self, calls: list[RecordedCall], matchers: Sequence[Callable[[Any, Any], None]],
+    Requests are matched in capture's written form on both sides (the
+    recorded form is the event itself), rule by rule, as vcrpy would run the
+    same rules as matchers; vcrpy requests for the recording are made only
+    when a vcrpy stub asks for them.
+    """
+
+    def __init__(self, calls: list[RecordedCall], checks: Sequence[tuple[str, Check]],
                  served: ServedCalls, overrides: HttpOverrides | None) -> None:
-        from vcr.request import Request
-
         self.calls = calls
-        self.requests = [call.vcr_request(Request) for call in calls]
         self.played = [False] * len(calls)
-        self.matchers = matchers
+        self.checks = checks
         self.served = served
         self.overrides = overrides
+        self._requests: list[Any] | None = None
+
+    @property
+    def requests(self) -> list[Any]:
+        """The recorded calls as vcrpy requests (made on first use)."""
+        if self._requests is None:
+            from vcr.request import Request
+
+            self._requests = [call.vcr_request(Request) for call in self.calls]
+        return self._requests
 
     def play(self, request: Any) -> dict[str, Any]:
         """The override or next matching recorded answer; raises for a recorded failure."""
-        from vcr.matchers import requests_match
-
         if self.overrides is not None:
             answer = self.overrides.answer(request)
             if answer is not None:
                 self.served.served += 1
                 return answer
-        for index, stored in enumerate(self.requests):
-            if self.played[index] or not requests_match(request, stored, self.matchers):
+        live = _form_of(request)
+        for index, call in enumerate(self.calls):
+            if self.played[index] or any(check(live, call.form) is not None
+                                         for _name, check in self.checks):
                 continue
             self.played[index] = True
             self.served.served += 1
-            call = self.calls[index]
             if call.error is not None:
                 raise ServedError(rebuild_error(*call.error))
             return call.vcr_response(encode_for_httpx=active_layer() == "httpx")
-        raise ServedError(self.served.refuse(_asked(request), self._closest(request)))
+        raise ServedError(self.served.refuse(_asked(request), self._closest(live)))
 
-    def _closest(self, request: Any) -> str:
-        from vcr.matchers import get_matchers_results
-
+    def _closest(self, live: Mapping[str, Any]) -> str:
         best: tuple[int, int, list[tuple[str, str]]] | None = None
-        for index, stored in enumerate(self.requests):
-            passed, failed = get_matchers_results(request, stored, self.matchers)
+        for index, call in enumerate(self.calls):
+            passed, failed = _results(live, call.form, self.checks)
             if not failed:  # it matches: only served already
                 best = (len(passed) + 1, index, [])
                 break
@@ -640,10 +673,9 @@ class _Answers:
 
     def most_alike(self, request: Any) -> list[tuple[Any, list[str], list[tuple[str, str]]]]:
         """The recorded requests matching most rules (at least one), as vcrpy lists them."""
-        from vcr.matchers import get_matchers_results
-
-        results = [(stored, *get_matchers_results(request, stored, self.matchers))
-                   for stored in self.requests]
+        live = _form_of(request)
+        results = [(stored, *_results(live, call.form, self.checks))
+                   for stored, call in zip(self.requests, self.calls, strict=True)]
         most = max((len(passed) for _stored, passed, _failed in results), default=0)
         return [result for result in results if most and len(result[1]) == most]
 
@@ -722,17 +754,34 @@ class _Patch:
 @final
 @dataclass(frozen=True)
 class _Table:
-    """Every patch vcrpy's builder makes, and the pool cleaners for urllib3's stubs."""
+    """Every patch vcrpy's builder makes, and the pool cleaners for urllib3's stubs.
+
+    One patch per attribute (vcrpy lists urllib3's twice, once for requests):
+    the last replacement is the one that stayed in place, and the value before
+    is the same for both.
+    """
 
     path: tuple[str, ...]
     """``sys.path`` when built: a library may have become importable since."""
-    patches: tuple[_Patch, ...]
+    targets: tuple[tuple[Any, str], ...]
+    """``(owner, name)`` of each patched attribute."""
+    seen: tuple[Any, ...]
+    """What each target held when the table was built (raw, or ``_MISSING``)."""
+    replacements: tuple[Any, ...]
+    classes: tuple[bool, ...]
+    """Whether each replacement puts a class (or a table of classes) in place."""
     cleaners: tuple[Any, ...]
 
-    def current(self) -> bool:
-        """Whether the table still fits: same import path, every target as it was seen."""
-        return tuple(sys.path) == self.path and all(
-            vars(patch.owner).get(patch.name, _MISSING) is patch.seen for patch in self.patches)
+    def holding(self) -> list[Any] | None:
+        """What each target holds now, or None when the table no longer fits.
+
+        It fits while the import path is the same and every target holds
+        what it held at build (a monkeypatched target means a new build).
+        """
+        if tuple(sys.path) != self.path:
+            return None
+        now = [vars(owner).get(name, _MISSING) for owner, name in self.targets]
+        return now if all(map(operator.is_, now, self.seen)) else None
 
 
 @final
@@ -752,11 +801,14 @@ class _Serving:
 _STATE: Final = _Serving()
 
 
-def _patch_table() -> _Table:
+def _patch_table() -> tuple[_Table, list[Any]]:
+    """The table to apply and what its targets hold now (built again when it no longer fits)."""
     table = _STATE.table
-    if table is None or not table.current():
+    now = table.holding() if table is not None else None
+    if table is None or now is None:
         table = _STATE.table = _build_table()
-    return table
+        now = list(table.seen)
+    return table, now
 
 
 def _build_table() -> _Table:
@@ -780,11 +832,31 @@ def _build_table() -> _Table:
             return type(f"{base_class.__name__}Replay", (base_class,), namespace)
 
     path = tuple(sys.path)
-    patches: list[_Patch] = []
+    patches: dict[tuple[Any, str], _Patch] = {}
     cleaners: list[Any] = []
-    for item in Builder(_DISPATCHER).build():
-        (patches if isinstance(item, _Patch) else cleaners).append(item)
-    return _Table(path, tuple(patches), tuple(cleaners))
+    for item in [*Builder(_DISPATCHER).build(), *_header_patch()]:
+        if isinstance(item, _Patch):
+            patches[(item.owner, item.name)] = item  # the last one listed stays in place
+        else:
+            cleaners.append(item)
+    listed = list(patches.values())
+    _instrument_http_client(listed)
+    return _Table(path, tuple(patches.keys()), tuple(patch.seen for patch in listed),
+                  tuple(patch.replacement for patch in listed),
+                  tuple(isinstance(patch.replacement, (type, dict)) for patch in listed),
+                  tuple(cleaners))
+
+
+def _header_patch() -> list[_Patch]:
+    """vcrpy's stubs parse answer headers with a fast path while serving (see http_headers)."""
+    import vcr.stubs
+
+    from pytest_replay.replay.http_headers import header_parser
+
+    original = vars(vcr.stubs).get("parse_headers")
+    if not callable(original):  # another vcrpy: its own parsing stands
+        return []
+    return [_Patch(vcr.stubs, "parse_headers", original, header_parser(original))]
 
 
 def _connection_init(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -820,19 +892,20 @@ def _real_classes() -> Iterator[None]:
             _set(owner, name, value)
 
 
-def _apply(table: _Table) -> None:
-    for patch in table.patches:
-        entry = (patch.owner, patch.name, vars(patch.owner).get(patch.name, _MISSING))
-        _STATE.applied.append(entry)
-        if isinstance(patch.replacement, (type, dict)):
-            _STATE.classes.append(entry)
-        setattr(patch.owner, patch.name, patch.replacement)
+def _apply(table: _Table, before: list[Any]) -> None:
+    applied = [(owner, name, value)
+               for (owner, name), value in zip(table.targets, before, strict=True)]
+    _STATE.applied = applied
+    _STATE.classes = [entry for entry, is_class in zip(applied, table.classes, strict=True)
+                      if is_class]
+    for (owner, name), replacement in zip(table.targets, table.replacements, strict=True):
+        setattr(owner, name, replacement)
 
 
 def _restore() -> None:
-    _STATE.classes.clear()
-    while _STATE.applied:
-        owner, name, before = _STATE.applied.pop()
+    _STATE.classes = []
+    applied, _STATE.applied = _STATE.applied, []
+    for owner, name, before in reversed(applied):
         _set(owner, name, before)
 
 
@@ -845,16 +918,19 @@ def _clean_pools(table: _Table) -> None:
             pools.clear()  # this serve's pools: the next serve starts with none
 
 
-def _instrument_http_client() -> list[Callable[[], None]]:
-    """Capture on the http.client classes the table put in place."""
+def _instrument_http_client(patches: list[_Patch]) -> None:
+    """Capture on the stub classes the table puts in ``http.client``, once per table.
+
+    The stub classes are the table's own and are only reachable while it is
+    applied; capture's wrappers do nothing unless capture is installed.
+    """
     import http.client
 
-    undo: list[Callable[[], None]] = []
-    for name, scheme in (("HTTPConnection", "http"), ("HTTPSConnection", "https")):
-        cls = getattr(http.client, name)
-        if getattr(cls, "cassette", None) is _DISPATCHER:
-            undo.append(wrap_http_client_class(cls, scheme))
-    return undo
+    schemes = {"HTTPConnection": "http", "HTTPSConnection": "https"}
+    for patch in patches:
+        if (patch.owner is http.client and patch.name in schemes
+                and getattr(patch.replacement, "cassette", None) is _DISPATCHER):
+            wrap_http_client_class(patch.replacement, schemes[patch.name])
 
 
 # -- serving -----------------------------------------------------------------------------
@@ -872,37 +948,34 @@ def serve_http(recorded: Sequence[Mapping[str, Any]], *,
     event cannot be served, and ``ValueError`` for an unknown match rule.
     One serve at a time per process: the stubs are patched in process-wide.
     """
-    matchers = matchers_for(match_on)
+    checks = _checks_for(match_on)
     calls = recorded_calls(recorded)
     if not _SERVING.acquire(blocking=False):
         raise RuntimeError("serve_http is already serving in this process; HTTP replay "
                            "patches process-wide and serves one replay at a time")
     try:
-        yield from _serving(calls, matchers, overrides)
+        yield from _serving(calls, checks, overrides)
     finally:
         _SERVING.release()
 
 
-def _serving(calls: list[RecordedCall], matchers: list[Callable[[Any, Any], None]],
+def _serving(calls: list[RecordedCall], checks: Sequence[tuple[str, Check]],
              overrides: HttpOverrides | None) -> Iterator[ServedCalls]:
     served = ServedCalls("http")
-    answers = _Answers(calls, matchers, served, overrides)
+    answers = _Answers(calls, checks, served, overrides)
     capture_here = not http_capture_installed()
     if capture_here:
         install_http_capture()
     try:
-        table = _patch_table()
+        table, before = _patch_table()
         _DISPATCHER.answers = answers
         try:
-            _apply(table)
+            _apply(table, before)
             for cleaner in table.cleaners:
                 cleaner.__enter__()
-            undo = _instrument_http_client()
             try:
                 yield served
             finally:
-                for step in undo:
-                    step()
                 _clean_pools(table)
         finally:
             _restore()

@@ -37,12 +37,14 @@ class UnrecordedLookup(UnrecordedCall, socket.gaierror):
 class _Seals:
     """The open seals and the saved socket functions (patched while any seal is open)."""
 
-    __slots__ = ("lock", "open", "saved")
+    __slots__ = ("lock", "made", "open", "saved")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.open: list[ServedCalls] = []
         self.saved: dict[tuple[Any, str], Any] = {}
+        self.made: dict[tuple[Any, str], tuple[Any, Any]] = {}
+        """Per target: the original last sealed and its stand-in, reused while it stays."""
 
 
 _SEALS: Final = _Seals()
@@ -144,7 +146,10 @@ def _patch() -> None:
             continue
         original = getattr(owner, name)
         _SEALS.saved[(owner, name)] = original
-        setattr(owner, name, make(original))
+        made = _SEALS.made.get((owner, name))
+        if made is None or made[0] is not original:
+            made = _SEALS.made[(owner, name)] = (original, make(original))
+        setattr(owner, name, made[1])
 
 
 def _restore() -> None:

@@ -28,9 +28,14 @@ def servers_for(recorded: Sequence[Event], config: ReplayConfig, seed: str, *,
     from pytest_replay.replay.http_serve import serve_http
     from pytest_replay.replay.network import seal_network
 
-    chance = [e for e in recorded if e.get("event_type") == ev.NONDETERMINISM]
-    http_calls = [e for e in recorded if e.get("event_type") == ev.HTTP_CALL]
-    db_calls = [e for e in recorded if e.get("event_type") == ev.DB_CALL]
+    served: dict[Any, list[Event]] = {ev.NONDETERMINISM: [], ev.HTTP_CALL: [], ev.DB_CALL: []}
+    for event in recorded:  # one pass, in recorded order
+        kind = event.get("event_type")
+        calls = served.get(kind) if type(kind) is str else None
+        if calls is not None:
+            calls.append(event)
+    chance, http_calls, db_calls = (served[ev.NONDETERMINISM], served[ev.HTTP_CALL],
+                                    served[ev.DB_CALL])
     servers: list[Server] = [lambda: serve_nondeterminism(chance, seed)]
     if http and database:
         servers.append(seal_network)

@@ -13,7 +13,7 @@ import inspect
 import pkgutil
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, final
 
@@ -38,6 +38,43 @@ class ResolvedCall:
 
 
 @final
+class _Lookup:
+    """How a ``module:qualname`` was found: the module, then each ``(namespace, name, value)``.
+
+    Only lookups that found each name in the namespace's own ``__dict__`` are
+    kept (the usual case: module functions, methods of the class itself), so
+    that checking the same objects are still there tells the whole story.
+    """
+
+    __slots__ = ("cacheable", "found", "module_name", "module_object")
+
+    def __init__(self) -> None:
+        self.module_name = ""
+        self.module_object: Any = None
+        self.found: list[tuple[Any, str, Any]] = []
+        self.cacheable = True
+
+    def module(self, name: str, module: Any) -> None:
+        """The module imported for the path."""
+        self.module_name, self.module_object = name, module
+
+    def step(self, namespace: Any, name: str, value: Any) -> None:
+        """``name`` looked up in ``namespace`` gave ``value``."""
+        own = getattr(namespace, "__dict__", None)
+        if not isinstance(own, Mapping) or own.get(name, _ABSENT) is not value:
+            self.cacheable = False  # inherited, or served by a descriptor: look up each time
+        self.found.append((own, name, value))
+
+    def holds(self) -> bool:
+        """Whether the same module is imported and each name still holds the same object."""
+        return sys.modules.get(self.module_name) is self.module_object and all(
+            own.get(name, _ABSENT) is value for own, name, value in self.found)
+
+
+_ABSENT: Final = object()
+
+
+@final
 class TargetPolicy:
     """The allow-list of packages whose code replay may import and call."""
 
@@ -45,6 +82,8 @@ class TargetPolicy:
         self.targets = targets
         self.allowed_types = frozenset(allowed_types)
         self._index: dict[str, list[ResolvedCall]] | None = None
+        self._paths: dict[tuple[str, str], tuple[_Lookup, ResolvedCall]] = {}
+        """``(module, qualname)`` -> how it was found, and what it resolved to."""
         self.skipped_modules: list[str] = []
         """Target modules that failed to import while looking up a bare function name."""
 
@@ -100,6 +139,25 @@ class TargetPolicy:
         raise ReplayRefused("function_entry names no function (function_name/qualname missing)")
 
     def _resolve_path(self, module: str, qualname: str) -> ResolvedCall:
+        """Resolve ``module:qualname``; a path resolved before is only checked again.
+
+        The lookup is kept while every namespace on the way holds the very
+        objects it held (a rebound or deleted name, or a module imported
+        again, means a new lookup); the object found is judged again on every
+        call, so the policy applies to what is called now.
+        """
+        cached = self._paths.get((module, qualname))
+        if cached is not None and cached[0].holds():
+            resolved = cached[1]
+            self._checked(resolved.function, resolved.owner, resolved.name)
+            return resolved
+        lookup = _Lookup()
+        resolved = self._look_up(module, qualname, lookup)
+        if lookup.cacheable:
+            self._paths[(module, qualname)] = (lookup, resolved)
+        return resolved
+
+    def _look_up(self, module: str, qualname: str, lookup: _Lookup) -> ResolvedCall:
         what = f"{module}:{qualname}"
         parts = qualname.split(".")
         for part in parts:
@@ -111,6 +169,7 @@ class TargetPolicy:
             if part.startswith("__") and part.endswith("__"):
                 raise ReplayRefused(f"{what}: dunder attribute paths are never replayed")
         obj: Any = self._import(module, what)
+        lookup.module(module, obj)
         owner: type | None = None
         class_method = False
         for index, part in enumerate(parts):
@@ -118,6 +177,7 @@ class TargetPolicy:
                 attribute = inspect.getattr_static(obj, part)
             except AttributeError:
                 raise ReplayRefused(f"{what}: {part!r} not found") from None
+            lookup.step(obj, part, attribute)
             if isinstance(attribute, (staticmethod, classmethod)):
                 class_method = isinstance(attribute, classmethod)
                 attribute = attribute.__func__

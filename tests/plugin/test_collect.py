@@ -161,3 +161,47 @@ def test_conftest_files_in_subdirectories_do_not_break_the_session(
     result = project.run("traces", "tests")
     result.assert_outcomes(passed=3)
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+def test_symlinks_are_followed_where_they_lead(project: ReplayProject) -> None:
+    """A trace counts as under replay_paths when its real location is (as before caching)."""
+    project.record("healthy.jsonl", [HEALTHY])
+    outside = project.path / "logs"
+    outside.mkdir()
+    (outside / "stray.jsonl").write_bytes((project.traces / "healthy.jsonl").read_bytes())
+    (project.traces / "linked_out.jsonl").symlink_to(outside / "stray.jsonl")
+    (project.traces / "linked_dir").symlink_to(outside, target_is_directory=True)
+    (outside / "linked_in.jsonl").symlink_to(project.traces / "healthy.jsonl")
+    result = project.run("--collect-only", "-q", "traces", "logs")
+    result.stdout.fnmatch_lines(["traces/healthy.jsonl::process_order[[]req_ok777[]]",
+                                 "traces/linked_dir/linked_in.jsonl::process_order[[]req_ok777[]]",
+                                 "logs/linked_in.jsonl::process_order[[]req_ok777[]]",
+                                 "3 tests collected*"])
+
+
+def test_an_item_lets_its_verdict_go_once_reported(project: ReplayProject) -> None:
+    """Kept by every item of a long session, verdicts slowed garbage collection down."""
+    project.record("healthy.jsonl", [HEALTHY])
+    project.record("incident.jsonl", [INCIDENT])
+    project.pytester.makeconftest("""
+        from pathlib import Path
+
+        import pytest
+
+        @pytest.hookimpl(wrapper=True)
+        def pytest_runtest_makereport(item, call):
+            report = yield
+            with Path("kept.txt").open("a") as out:
+                out.write(f"{item.name} {call.when} {item.result is not None}\\n")
+            return report
+    """)
+    result = project.run()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*incident reproduces: ZeroDivisionError*"])
+    kept = sorted((project.path / "kept.txt").read_text().splitlines())
+    assert kept == [
+        "process_order[req_abc123] call True", "process_order[req_abc123] setup False",
+        "process_order[req_abc123] teardown False",
+        "process_order[req_ok777] call True", "process_order[req_ok777] setup False",
+        "process_order[req_ok777] teardown False",
+    ]

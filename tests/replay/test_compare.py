@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from pytest_replay.replay.compare import (
     CompareOptions,
     Comparison,
     compare_steps,
+    identical,
     steps_of,
     values_equal,
 )
@@ -206,6 +208,30 @@ def test_sets_compare_unordered_and_objects_without_their_repr() -> None:
 ])
 def test_values_of_different_kinds_never_compare_equal(left: Any, right: Any) -> None:
     assert not values_equal(left, right, "v", 1e-9)[0]
+
+
+@pytest.mark.parametrize(("left", "right"), [
+    (1, True), (1, 1.0), (0, False), (None, 0), ([1], (1,)), ({"a": 1}, {"a": 1, "b": 2}),
+    ({"a": [1, {"b": True}]}, {"a": [1, {"b": 1}]}), (float("nan"), float("nan")),
+    ({"a": 1}, {"b": 1}), (["x"], ["x", "y"]),
+])
+def test_only_the_very_same_value_is_identical(left: Any, right: Any) -> None:
+    """The shortcut never hides a difference comparison would report (``8 == 8.0`` aside)."""
+    assert not identical(left, right)
+    nan = isinstance(left, float) and math.isnan(left)  # never identical, not even to itself
+    assert identical(left, left) is not nan
+
+
+def test_identical_steps_skip_the_field_by_field_comparison_only_when_identical() -> None:
+    flagged = order()
+    flagged[-1]["return_value"] = {"total": 108.0, "tax": 8.0, "paid": True}
+    counted = order()
+    counted[-1]["return_value"] = {"total": 108.0, "tax": 8.0, "paid": 1}
+    assert compare(flagged, flagged).equal
+    divergence = compare(flagged, counted).divergence
+    assert divergence is not None
+    assert divergence.reason == "return_value.paid: recorded True, now 1"
+    assert compare(order(tax=8), order(tax=8.0)).equal  # 8 equals 8.0, as before
 
 
 def test_a_field_the_recording_lacks_is_not_compared() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import random
+import socket
 import sys
 import urllib.request
 import uuid
@@ -25,6 +26,7 @@ import requests
 import urllib3
 import urllib3.connection
 import urllib3.connectionpool
+import vcr.stubs
 
 from pytest_replay.capture.api import configure, request_scope
 from pytest_replay.capture.db import DRIVERS
@@ -50,7 +52,7 @@ PATCHED_BY_VCRPY: tuple[tuple[Any, str], ...] = (
     (urllib3.connectionpool.HTTPSConnectionPool, "_get_conn"),
     (urllib3.connectionpool.HTTPSConnectionPool, "_new_conn"),
     (httpx.HTTPTransport, "handle_request"), (httpx.AsyncHTTPTransport, "handle_async_request"),
-    (httpx.MockTransport, "handle_request"),
+    (httpx.MockTransport, "handle_request"), (vcr.stubs, "parse_headers"),
 )
 _ABSENT = object()
 
@@ -184,6 +186,47 @@ def test_a_target_changed_between_serves_is_patched_anew(monkeypatch: pytest.Mon
     assert len(seen) == 1  # vcrpy's wrapper calls the _get_conn in place now, not the old one
     assert served.served == 1
     assert vars(pools)["_get_conn"] is counting_get_conn
+
+
+def test_the_served_answer_is_captured_with_its_headers_serve_after_serve() -> None:
+    """The stub classes are instrumented once; each serve still writes the whole call."""
+    sink = MemorySink()
+    configure(sink=sink)  # the suite's fixture shuts capture down again
+    event = answer("GET", NOWHERE)
+    event["response_headers"] = {"Content-Type": "application/json", "X-Request": "r1"}
+    for _serve in range(2):
+        with serve_http([event]) as served, request_scope("req_headers"):
+            assert _http_client_get(NOWHERE) == b'{"ok": true}'
+        assert served.served == 1
+    calls = [e for e in sink.events() if e["event_type"] == "http_call"]
+    assert [c["response_headers"] for c in calls] == [
+        {"Content-Type": "application/json", "X-Request": "r1"}] * 2
+
+
+# -- the network seal --------------------------------------------------------------------
+
+
+def test_the_seal_stands_in_for_whatever_the_socket_module_holds_now(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stand-ins are made once per function; a function replaced since gets its own."""
+    with seal_network():
+        pass
+    looked_up: list[str] = []
+
+    def own_lookup(host: str, *args: Any, **kwargs: Any) -> list[Any]:
+        looked_up.append(host)
+        return []
+
+    monkeypatch.setattr(socket, "getaddrinfo", own_lookup)
+    with seal_network() as net:
+        assert socket.getaddrinfo.__wrapped__ is own_lookup  # type: ignore[attr-defined]
+        with pytest.raises(socket.gaierror):
+            socket.getaddrinfo("example.test", 80)
+    assert socket.getaddrinfo is own_lookup
+    assert looked_up == []
+    assert [str(call) for call in net.unrecorded] == [
+        "unrecorded external call: network resolve example.test "
+        "(the replay is sealed from the network)"]
 
 
 # -- databases ---------------------------------------------------------------------------
