@@ -12,6 +12,7 @@ import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -366,3 +367,16 @@ def test_bad_options_are_refused() -> None:
         install_http_capture(max_body=-1)
     with pytest.raises(TypeError, match="exclude_hosts"):
         install_http_capture(exclude_hosts="api.test")
+
+
+def test_a_missing_client_library_is_looked_for_again_when_sys_path_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_replay.capture import http as capture_http
+
+    name = "telemetry_replay_absent_client"
+    assert capture_http._installed(name) is False
+    assert capture_http._installed(name) is False  # remembered for this sys.path
+    (tmp_path / f"{name}.py").write_text("VERSION = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert capture_http._installed(name) is True  # a new sys.path: looked for again, found
+    assert name not in capture_http._MISSING
