@@ -356,9 +356,13 @@ class ReplayItem(pytest.Item):
         """Let the verdict go once it is reported.
 
         Its event lists, kept by every item of a long session, made each full
-        garbage collection slower; the reports already hold what is shown.
+        garbage collection slower; the reports already hold what is shown. The
+        events the replay decoded go back to bytes for the same reason.
         """
+        from pytest_replay.format.line_event import forget_decoded
+
         self.result = None
+        forget_decoded(self.root.events)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         """Point at the root's line in the trace."""

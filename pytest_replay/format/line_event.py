@@ -9,12 +9,13 @@ the collector walking them) and more than twice the memory.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from pytest_replay.format.events import Event
 from pytest_replay.format.lines import decode_accepted
 
-__all__ = ["LineEvent"]
+__all__ = ["LineEvent", "forget_decoded"]
 
 
 class _Fields(NamedTuple):
@@ -85,3 +86,16 @@ class LineEvent(_Fields):
 
     def __getnewargs__(self) -> tuple[int, Event]:
         return self.line, self.event
+
+
+def forget_decoded(events: Iterable[LineEvent]) -> None:
+    """Drop the decoded dicts of ``events`` read as bytes; ``.event`` decodes them again.
+
+    A pytest session keeps every collected trace to the end; the dicts an
+    item's replay decoded would stay too, for every full garbage collection
+    to walk again. Events made from dicts keep theirs (nothing to decode from).
+    """
+    for event in events:
+        decoded = event.decoded
+        if decoded is not None:
+            decoded.pop(event.line, None)

@@ -100,6 +100,22 @@ def test_events_read_in_bulk_keep_their_bytes_until_used() -> None:
     assert first.decoded == {1: event}
 
 
+def test_forgotten_events_go_back_to_bytes_and_decode_again_the_same() -> None:
+    from pytest_replay.format.line_event import LineEvent, forget_decoded
+
+    result = read(b"".join(many(10)))
+    used = result.events[:3]
+    before = [item.event for item in used]
+    kept = result.events[5].event
+    forget_decoded(used)
+    assert sorted(used[0].decoded or {}) == [6]  # only the others' dicts stay
+    assert [item.event for item in used] == before  # decoded again, equal
+    assert result.events[5].event is kept
+    made = LineEvent(1, {"event_type": "context"})
+    forget_decoded([made])  # a dict-made event has nothing to go back to
+    assert made.event == {"event_type": "context"}
+
+
 def test_big_integers_decode_exactly_from_bulk_events() -> None:
     data = b"".join(many(5)) + ev(event_type="context", correlation_id="r1").replace(
         b'"r1"', b'"r1","n":' + str(LONG).encode() + b',"m":-' + str(LONG).encode())
