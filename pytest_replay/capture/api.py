@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import atexit
 import os
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar, final
 
 from pytest_replay.capture.buffered import BufferedSink
+from pytest_replay.capture.clock import wall_ns
 from pytest_replay.capture.ids import IDS
 from pytest_replay.capture.redact import DEFAULT_REDACTION, Redaction
 from pytest_replay.capture.runtime import (
@@ -206,7 +206,7 @@ def variable(name: str, value: Any) -> None:
         return
     try:
         encoded = RUNTIME.encode_named({name: value})[name]
-        _emit_here({"event_type": ev.VARIABLE_CHANGE, "timestamp_ns": time.time_ns(),
+        _emit_here({"event_type": ev.VARIABLE_CHANGE, "timestamp_ns": wall_ns(),
                     "variable_name": name, "value": encoded})
     except Exception as exc:
         RUNTIME.drop(f"variable {name!r}: {type(exc).__name__}: {exc}", UNENCODABLE)
@@ -228,7 +228,7 @@ def loop(items: Iterable[T], name: str = "loop") -> Iterator[T]:
         yield item
     if count > MAX_LOOP_EVENTS:
         try:
-            _emit_here({"event_type": ev.LOOP_ITERATION, "timestamp_ns": time.time_ns(),
+            _emit_here({"event_type": ev.LOOP_ITERATION, "timestamp_ns": wall_ns(),
                         "loop_name": name, "iterations": count, "truncated": True})
         except Exception as exc:
             RUNTIME.drop(f"loop {name!r}: {type(exc).__name__}: {exc}", UNENCODABLE)
@@ -237,7 +237,7 @@ def loop(items: Iterable[T], name: str = "loop") -> Iterator[T]:
 def _loop_event(name: str, index: int, item: Any) -> None:
     try:
         value = redacted() if RUNTIME.is_secret(name) else RUNTIME.encode(item)
-        _emit_here({"event_type": ev.LOOP_ITERATION, "timestamp_ns": time.time_ns(),
+        _emit_here({"event_type": ev.LOOP_ITERATION, "timestamp_ns": wall_ns(),
                     "loop_name": name, "iteration": index, "value": value})
     except Exception as exc:
         RUNTIME.drop(f"loop {name!r}: {type(exc).__name__}: {exc}", UNENCODABLE)
@@ -252,7 +252,7 @@ def context(values: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
         return
     try:
         merged = {**(values or {}), **fields}
-        _emit_here({"event_type": ev.CONTEXT, "timestamp_ns": time.time_ns(),
+        _emit_here({"event_type": ev.CONTEXT, "timestamp_ns": wall_ns(),
                     "context": RUNTIME.encode_named(merged)})
     except Exception as exc:
         RUNTIME.drop(f"context: {type(exc).__name__}: {exc}", UNENCODABLE)

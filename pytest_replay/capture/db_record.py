@@ -22,6 +22,7 @@ from typing import Any, Final, final
 
 import orjson
 
+from pytest_replay.capture.clock import wall_ns
 from pytest_replay.capture.runtime import RUNTIME, current_ids
 from pytest_replay.capture.stats import UNENCODABLE
 from pytest_replay.format import events as ev
@@ -268,7 +269,7 @@ class Call:
     def __init__(self, system: str, operation: str, ids: Ids, statement: str,
                  parameters: Any = ABSENT) -> None:
         cid, trace_id = ids
-        event: dict[str, Any] = {"event_type": ev.DB_CALL, "timestamp_ns": time.time_ns(),
+        event: dict[str, Any] = {"event_type": ev.DB_CALL, "timestamp_ns": wall_ns(),
                                  "correlation_id": cid}
         if trace_id is not None and trace_id != cid:
             event["trace_id"] = trace_id

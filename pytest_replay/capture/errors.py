@@ -7,10 +7,10 @@ and the values that led there, with secret names redacted like everywhere else.
 from __future__ import annotations
 
 import linecache
-import time
 import types
 from typing import TYPE_CHECKING, Any
 
+from pytest_replay.capture.clock import wall_ns
 from pytest_replay.format import events as ev
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ def error_event(exc: BaseException, correlation_id: str | None, runtime: Runtime
         tb = tb.tb_next
     event: dict[str, Any] = {
         "event_type": ev.ERROR,
-        "timestamp_ns": time.time_ns(),
+        "timestamp_ns": wall_ns(),
         "correlation_id": correlation_id,
         "error_type": type(exc).__name__,
         "error_module": type(exc).__module__,

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final, final
 
+from pytest_replay.capture.clock import wall_ns
 from pytest_replay.capture.http_redact import redact_headers, redact_text, redact_url
 from pytest_replay.capture.http_state import DROP_CATEGORY, LOG, STATE
 from pytest_replay.capture.runtime import RUNTIME, current_ids
@@ -127,7 +128,7 @@ class Recorder:
     def __init__(self, correlation_id: str, trace_id: str | None) -> None:
         self.correlation_id = correlation_id
         self.trace_id = trace_id
-        self.timestamp_ns = time.time_ns()
+        self.timestamp_ns = wall_ns()
         self.started = time.perf_counter_ns()
 
     def emit(self, request: Callable[[], dict[str, Any]],

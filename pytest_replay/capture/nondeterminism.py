@@ -19,12 +19,12 @@ import os
 import random
 import secrets
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Final
 
+from pytest_replay.capture.clock import wall_ns
 from pytest_replay.capture.runtime import RUNTIME, current_ids
 from pytest_replay.format import events as ev
 
@@ -98,7 +98,7 @@ def _record(source: str, key: Any, value: Any) -> None:
         cid, trace_id = current_ids()
         if cid is None:
             return
-        event: dict[str, Any] = {"event_type": ev.NONDETERMINISM, "timestamp_ns": time.time_ns(),
+        event: dict[str, Any] = {"event_type": ev.NONDETERMINISM, "timestamp_ns": wall_ns(),
                                  "correlation_id": cid, "source": source,
                                  "value": RUNTIME.encode(value)}
         if key is not None:

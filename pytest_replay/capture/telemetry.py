@@ -11,10 +11,10 @@ decorator's.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
+from pytest_replay.capture.clock import wall_ns
 from pytest_replay.capture.ids import IDS
 from pytest_replay.capture.redact import DEFAULT_REDACTION, Redaction
 from pytest_replay.capture.runtime import (
@@ -67,7 +67,7 @@ class Telemetry:
         runtime = self.runtime
         if not runtime.active:
             return
-        event["timestamp_ns"] = timestamp_ns if timestamp_ns is not None else time.time_ns()
+        event["timestamp_ns"] = timestamp_ns if timestamp_ns is not None else wall_ns()
         if event.get("correlation_id") is None:
             event.pop("correlation_id", None)  # outside any call or request: a loose event
         runtime.emit(event)

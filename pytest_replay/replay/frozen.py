@@ -4,7 +4,8 @@ freezegun finds every alias of a clock function (``from time import time``)
 by listing every loaded module on each start (a ``dir()`` per module), and at
 stop lists every module imported meanwhile. Replay freezes time once per
 item, so this module shows freezegun only what matters: at start the modules
-that hold a wall-clock function (monotonic clocks stay real during a replay),
+that hold a wall-clock function (monotonic clocks stay real during a replay,
+and so does capture's own clock, whose timestamps replay never compares),
 found from an index that looks again only at new or grown modules; at stop
 the modules imported while frozen, found by identity. freezegun still does
 every patch and every undo itself.
@@ -188,10 +189,15 @@ def _namespaces(modules: list[Any]) -> list[Any] | None:
         return None
 
 
+_CAPTURE: Final = "pytest_replay.capture"
+"""Capture's modules keep the real clock (see :mod:`pytest_replay.capture.clock`)."""
+
+
 def _scan_modules(real_ids: Any) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for name, module in list(sys.modules.items()):
-        if module is None:
+        if module is None or (name.startswith(_CAPTURE)
+                              and name[len(_CAPTURE):len(_CAPTURE) + 1] in ("", ".")):
             continue
         try:
             namespace = vars(module)

@@ -50,6 +50,14 @@ def import_and_read(module: str, again: bool) -> float:
     if again:
         del sys.modules[module]
     return importlib.import_module(module).now()
+
+
+@replay.traced
+def note_the_time() -> float:
+    \"\"\"Read the wall clock and record what it said.\"\"\"
+    now = time()
+    replay.variable("now", now)
+    return now
 """
 LATE = "from time import time as now\n"
 
@@ -82,6 +90,20 @@ def test_wall_clock_aliases_freeze_and_monotonic_aliases_stay_real(
         assert before <= monotonic <= time.monotonic()
     clocks = app.module("clocks")
     assert (clocks.time, clocks.monotonic) == (REAL_TIME, time.monotonic)
+
+
+def test_capture_stamps_events_by_the_real_clock_while_the_code_reads_the_frozen_one(
+        app: AppPackage, tmp_path: Path) -> None:
+    root = root_calling(app, tmp_path, "note_the_time")
+    before = time.time_ns()
+    outcome = app.engine().run(root)
+    after = time.time_ns()
+    assert outcome.value == RECORDED_SECONDS  # the application's clock is frozen
+    variable = next(e for e in outcome.events if e["event_type"] == "variable_change")
+    assert variable["value"] == RECORDED_SECONDS
+    stamps = {e["event_type"]: e["timestamp_ns"] for e in outcome.events}
+    assert set(stamps) == {"function_entry", "variable_change", "function_exit"}
+    assert all(before <= stamp <= after for stamp in stamps.values()), stamps
 
 
 def test_a_clock_alias_added_after_a_replay_is_frozen_in_the_next(
