@@ -92,7 +92,7 @@ def test_recorded_http_error_class_triggers_no_import(error_type: str, packages:
                                                       tmp_path: Path) -> None:
     """Rebuilding a recorded HTTP error looks its class up without running module code.
 
-    Today ``http_serve._exception_class`` walks the trace's dotted name with
+    Today ``http_errors._exception_class`` walks the trace's dotted name with
     ``getattr``, so a library's lazy ``__getattr__`` runs and imports
     ``sec_lazy.heavy`` (which writes the marker) on the trace's word.
     """
