@@ -65,8 +65,8 @@ _SEPARATOR: Final = re.compile(r"[^a-z0-9]+")
 class Redaction:
     """Which keys and values are secret. ``Redaction.off()`` turns it off, explicitly."""
 
-    __slots__ = ("clean_texts", "enabled", "everywhere", "names", "patterns", "plain_keys",
-                 "value_patterns", "value_rules", "verdicts", "words")
+    __slots__ = ("anchor_gate", "anchored", "clean_texts", "enabled", "everywhere", "names",
+                 "patterns", "plain_keys", "value_patterns", "value_rules", "verdicts", "words")
 
     def __init__(
         self,
@@ -101,6 +101,19 @@ class Redaction:
         self.everywhere = enabled and bool(self.value_patterns) and (
             everywhere or bool(self.patterns))
         self.verdicts: dict[str, bool] = {}
+        self.anchored: tuple[tuple[tuple[str, ...], bool, re.Pattern[str]], ...] = tuple(
+            (tuple(dict.fromkeys(anchor.casefold() for anchor in anchors)), True, pattern)
+            if anchors and pattern.flags & re.IGNORECASE else (anchors, False, pattern)
+            for anchors, pattern in self.value_rules)
+        """The rules as ``(anchors, folded, pattern)``: a case-insensitive rule's anchors are
+        looked for in the case-folded text, so ``bEaReR`` is found as ``Bearer`` is."""
+        self.anchor_gate: re.Pattern[str] | None = (
+            re.compile("|".join(re.escape(anchor.casefold()) for anchors, _ in self.value_rules
+                                for anchor in anchors))
+            if self.value_rules and all(anchors for anchors, _ in self.value_rules) else None)
+        """Any anchor of any rule, case-folded, searched in a short case-folded string (None
+        when a rule has no anchor: a pattern of the user's own). Longer texts search anchor
+        by anchor: ``in`` skips through them faster than an alternation does."""
         self.clean_texts: set[str] = set()
         """Short strings already scanned and found clean (bounded): they repeat."""
         self.plain_keys: set[str] = set()
@@ -119,19 +132,28 @@ class Redaction:
                     clean.clear()
                 clean.add(text)
             return text
-        for anchors, pattern in self.value_rules:
-            if anchors and not _anchored(anchors, text):
-                continue
+        for pattern in self.value_patterns:  # rare: something is there, let each rule look
             if pattern.search(text) is not None:
                 text = pattern.sub(_replace, text)
         return text
 
     def holds_secret_text(self, text: str) -> bool:
         """Whether :meth:`scrub` would change ``text`` (the cheap question asked first)."""
-        for anchors, pattern in self.value_rules:
+        gate = self.anchor_gate
+        folded: str | None = None
+        if gate is not None and len(text) <= _CLEAN_TEXT:
+            folded = text.casefold()
+            if gate.search(folded) is None:
+                return False  # no rule's anchor at all: one search instead of one per anchor
+        for anchors, fold, pattern in self.anchored:
             if anchors:
+                haystack = text
+                if fold:
+                    if folded is None:
+                        folded = text.casefold()
+                    haystack = folded
                 for anchor in anchors:  # inline: a call per rule costs more than the searches
-                    if anchor in text:
+                    if anchor in haystack:
                         break
                 else:
                     continue
@@ -191,13 +213,6 @@ class Redaction:
         if any(token in self.names for token in tokens):
             return True
         return any(pattern.search(key) for pattern in self.patterns)
-
-
-def _anchored(anchors: tuple[str, ...], text: str) -> bool:
-    for anchor in anchors:  # noqa: SIM110 - a generator expression costs more than the searches
-        if anchor in text:
-            return True
-    return False
 
 
 def _replace(match: re.Match[str]) -> str:

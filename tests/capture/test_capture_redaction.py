@@ -244,3 +244,30 @@ def test_texts_remembered_as_clean_never_hide_a_secret_and_stay_bounded() -> Non
     for index in range(10_000):  # dates, ids: churn never grows the memory without bound
         redaction.scrub(f"Thu, 26 Nov 2026 09:{index:05d} GMT")
     assert len(redaction.clean_texts) <= 4096
+
+
+SHORT_SECRETS = (
+    "Bearer abcdef123456", "bEaReR abcdef123456", "BASIC dXNlcjpwYXNz", "token abcdef12",
+    "sk_live_abcdef123456", "ghp_" + "a" * 24, "AKIA" + "B" * 16, "xoxb-1234567890ab",
+    "eyJabcdefgh.abcdefghij.sig", "https://ann:hunter2@db.example", "?api_key=abc123&x=1",
+)
+
+
+@pytest.mark.parametrize("text", SHORT_SECRETS)
+def test_short_texts_cleared_at_once_by_the_anchor_gate_still_show_every_secret(
+        text: str) -> None:
+    from pytest_replay.capture.redact import Redaction
+
+    redaction = Redaction()
+    assert redaction.anchor_gate is not None and len(text) <= 64
+    assert redaction.holds_secret_text(text) is True
+    assert "[REDACTED]" in redaction.scrub(text)
+    assert redaction.holds_secret_text("ch_1001 succeeded") is False
+
+
+def test_a_pattern_of_ones_own_has_no_anchor_so_short_texts_are_searched_in_full() -> None:
+    from pytest_replay.capture.redact import Redaction
+
+    redaction = Redaction(patterns=[r"SHOP-\d{4}"])
+    assert redaction.anchor_gate is None
+    assert redaction.holds_secret_text("order SHOP-1234") is True
