@@ -31,8 +31,9 @@ _CACHE_SIZE: Final = 4096
 _CLEAN_TEXT: Final = 64
 """Longest string remembered as clean: longer ones are bodies, which rarely repeat."""
 REDACTED_VALUE: Final = "[REDACTED]"
-_SENSITIVE_PARAMETER = (r"[\w.-]*(?:key|token|secret|password|passwd|pwd|pass|auth|signature|sig"
-                     r"|session|sid|credentials?)")
+_SENSITIVE_WORDS: Final = ("key", "token", "secret", "password", "passwd", "pwd", "pass", "auth",
+                           "signature", "sig", "session", "sid", "credential", "credentials")
+_SENSITIVE_PARAMETER = r"[\w.-]*(?:" + "|".join(_SENSITIVE_WORDS) + ")"
 DEFAULT_VALUE_RULES: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] = (
     (("earer", "EARER", "asic", "ASIC", "oken", "OKEN"),
      re.compile(r"(?i)\b(?:bearer|basic|token)\s+([A-Za-z0-9._~+/=-]{6,})")),
@@ -42,7 +43,8 @@ DEFAULT_VALUE_RULES: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] 
     (("xox",), re.compile(r"\b(xox[abprs]-[A-Za-z0-9-]{10,})")),
     (("eyJ",), re.compile(r"\b(eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]*)")),
     (("://",), re.compile(r"://[^/\s:@]+:([^/\s@]+)@")),
-    (("=",), re.compile(r"(?i)(?:^|[?&;,\s])" + _SENSITIVE_PARAMETER + r"=([^&\s#;,]+)")),
+    (tuple(f"{word}=" for word in _SENSITIVE_WORDS),  # any match holds one of them
+     re.compile(r"(?i)(?:^|[?&;,\s])" + _SENSITIVE_PARAMETER + r"=([^&\s#;,]+)")),
 )
 """Secret-shaped text inside values: group 1 (or the whole match) is replaced. Each rule
 has literal anchors, one of which must be in the text before its regular expression

@@ -250,6 +250,7 @@ SHORT_SECRETS = (
     "Bearer abcdef123456", "bEaReR abcdef123456", "BASIC dXNlcjpwYXNz", "token abcdef12",
     "sk_live_abcdef123456", "ghp_" + "a" * 24, "AKIA" + "B" * 16, "xoxb-1234567890ab",
     "eyJabcdefgh.abcdefghij.sig", "https://ann:hunter2@db.example", "?api_key=abc123&x=1",
+    "DB_PASS=hunter22", "x=1;Session=abcdef",
 )
 
 
@@ -271,3 +272,15 @@ def test_a_pattern_of_ones_own_has_no_anchor_so_short_texts_are_searched_in_full
     redaction = Redaction(patterns=[r"SHOP-\d{4}"])
     assert redaction.anchor_gate is None
     assert redaction.holds_secret_text("order SHOP-1234") is True
+
+
+@pytest.mark.parametrize("secret_part", [
+    "Authorization: BEARER abcdef123456", "next?Api_Key=abc123&x=1", "SHOP_DB_Password=hunter22",
+])
+def test_long_texts_are_searched_rule_by_rule_whatever_the_case(secret_part: str) -> None:
+    from pytest_replay.capture.redact import Redaction
+
+    text = "x" * 80 + " " + secret_part + " " + "y" * 80
+    scrubbed = Redaction().scrub(text)
+    assert "[REDACTED]" in scrubbed
+    assert scrubbed.startswith("x" * 80) and scrubbed.endswith("y" * 80)
