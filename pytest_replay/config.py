@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
+from pytest_replay.capture.http_state import DEFAULT_MAX_BODY
+from pytest_replay.format.values import Limits
 from pytest_replay.inifile import ConfigError as IniError
 from pytest_replay.inifile import as_lines, find_config, read_ini
 
@@ -24,7 +26,11 @@ INI_KEYS: Final[dict[str, tuple[str, str]]] = {
     "replay_http_match_on": ("linelist", "What identifies a recorded HTTP call (method, url...)."),
     "replay_redact_keys": ("linelist", "Extra secret key names, redacted by every writer."),
     "replay_redact_patterns": ("linelist", "Regexes whose matches every writer redacts."),
+    "replay_capture_limits": ("linelist", "Capture caps production used (max_str = 4096, "
+                              "max_body = 65536...), so replay caps values alike."),
 }
+CAPTURE_LIMITS: Final = ("max_str", "max_items", "max_depth", "max_repr", "max_nodes", "max_body")
+"""What ``replay_capture_limits`` may set: the fields of ``Limits``, and HTTP's ``max_body``."""
 
 
 class ConfigError(ValueError):
@@ -43,8 +49,19 @@ class ReplayConfig:
     http_match_on: tuple[str, ...] = ("method", "url", "body")
     redact_keys: tuple[str, ...] = ()
     redact_patterns: tuple[str, ...] = ()
+    capture_limits: tuple[tuple[str, int], ...] = ()
+    """``(name, value)`` caps production's capture used (see :data:`CAPTURE_LIMITS`)."""
     rootdir: Path = field(default_factory=Path.cwd)
     source: str = "defaults"
+
+    def value_limits(self) -> Limits:
+        """The caps replay's capture puts on values: production's, when the ini says them."""
+        caps = {name: value for name, value in self.capture_limits if name != "max_body"}
+        return Limits(**caps)
+
+    def http_max_body(self) -> int:
+        """The cap on HTTP bodies replay's capture keeps (production's, when said)."""
+        return dict(self.capture_limits).get("max_body", DEFAULT_MAX_BODY)
 
     def with_targets(self, targets: Iterable[str]) -> ReplayConfig:
         """A copy with ``targets`` instead (``--targets`` on the command line)."""
@@ -85,9 +102,30 @@ def from_values(values: Mapping[str, Any], rootdir: Path, source: str) -> Replay
         http_match_on=tuple(lines("replay_http_match_on")) or ("method", "url", "body"),
         redact_keys=tuple(lines("replay_redact_keys")),
         redact_patterns=tuple(lines("replay_redact_patterns")),
+        capture_limits=_capture_limits(lines("replay_capture_limits"), source),
         rootdir=rootdir,
         source=source,
     )
+
+
+def _capture_limits(entries: list[str], source: str) -> tuple[tuple[str, int], ...]:
+    """``name = value`` lines into validated caps (the last of a repeated name wins)."""
+    caps: dict[str, int] = {}
+    for entry in entries:
+        name, equals, raw = (part.strip() for part in entry.partition("="))
+        if not equals or name not in CAPTURE_LIMITS:
+            raise ConfigError(f"{source}: replay_capture_limits: {entry!r} must be "
+                              f"'name = number' with name one of {', '.join(CAPTURE_LIMITS)}")
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{source}: replay_capture_limits: {name} must be a whole "
+                              f"number, got {raw!r}") from None
+        if value < (0 if name == "max_body" else 1):
+            raise ConfigError(f"{source}: replay_capture_limits: {name} must be at least "
+                              f"{0 if name == 'max_body' else 1}, got {value}")
+        caps[name] = value
+    return tuple(caps.items())
 
 
 def _validated_targets(targets: list[str], where: str) -> tuple[str, ...]:

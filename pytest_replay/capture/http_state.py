@@ -44,6 +44,12 @@ class HttpCaptureConfig:
         self.host_suffixes = tuple(suffixes)
         self.max_body = max_body
 
+    def with_max_body(self, max_body: int) -> HttpCaptureConfig:
+        """The same hosts left out, with another body cap (replay uses production's)."""
+        other = HttpCaptureConfig((), max_body)
+        other.exact_hosts, other.host_suffixes = self.exact_hosts, self.host_suffixes
+        return other
+
     def excluded(self, url: str) -> bool:
         """Whether calls to ``url``'s host are left out of the trace."""
         if not self.exact_hosts and not self.host_suffixes:

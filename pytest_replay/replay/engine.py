@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 from pytest_replay.capture.api import request_scope
 from pytest_replay.capture.redact import DEFAULT_REDACTION, Redaction
@@ -113,6 +113,7 @@ class ReplayEngine:
         self.redaction = (Redaction(keys=config.redact_keys, patterns=config.redact_patterns)
                           if config.redact_keys or config.redact_patterns
                           else DEFAULT_REDACTION)
+        self.limits = config.value_limits()
 
     # -- running ------------------------------------------------------------------------
 
@@ -178,7 +179,7 @@ class ReplayEngine:
         target = wrapper_for(resolved.function)
         started = time.perf_counter_ns()
         with ExitStack() as stack:
-            stack.enter_context(_capturing_into(sink, self.redaction))
+            stack.enter_context(_capturing_into(sink, self.redaction, self.limits))
             observed = stack.enter_context(observe_targets(self.policy))
             try:
                 served = stack.enter_context(sandbox(moment, servers))
@@ -478,8 +479,12 @@ def _run_coroutine(awaitable: Any) -> Any:
 
 
 @contextmanager
-def _capturing_into(sink: MemorySink, redaction: Redaction) -> Iterator[None]:
+def _capturing_into(sink: MemorySink, redaction: Redaction, limits: Limits
+                    ) -> Iterator[None]:
     """Point the capture runtime at ``sink`` for one replay, then restore it exactly.
+
+    Values are capped by ``limits``, production's caps (``replay_capture_limits``),
+    so a value recorded whole is not cut short today, nor the other way round.
 
     Settings that already hold the replay's value are left alone: every
     assignment makes each decorated function recompute what it precomputed
@@ -490,8 +495,8 @@ def _capturing_into(sink: MemorySink, redaction: Redaction) -> Iterator[None]:
         changes.append(("service", None))
     if RUNTIME.sample_rate != 1.0:
         changes.append(("sample_rate", 1.0))
-    if _caps(RUNTIME.limits) != _DEFAULT_CAPS:
-        changes.append(("limits", Limits()))
+    if _caps(RUNTIME.limits) != _caps(limits):
+        changes.append(("limits", limits))
     if RUNTIME.redaction is not redaction:
         changes.append(("redaction", redaction))
     saved = [(name, getattr(RUNTIME, name)) for name, _value in changes]
@@ -511,8 +516,6 @@ def _caps(limits: Limits) -> tuple[int, ...]:
     return (limits.max_str, limits.max_items, limits.max_depth, limits.max_repr,
             limits.max_nodes)
 
-
-_DEFAULT_CAPS: Final = _caps(Limits())
 
 
 def default_servers(root: Root, recorded: Sequence[Event], config: ReplayConfig,

@@ -33,12 +33,14 @@ from typing import Any, Final, final
 from urllib.parse import parse_qs, urlsplit
 
 from pytest_replay.capture.http import (
+    DEFAULT_MAX_BODY,
     ServedError,
     active_layer,
     http_capture_installed,
     install_http_capture,
     uninstall_http_capture,
 )
+from pytest_replay.capture.http_state import STATE
 from pytest_replay.replay.external import ServedCalls
 from pytest_replay.replay.http_cassette import HttpCassetteError, RecordedCall, recorded_calls
 from pytest_replay.replay.http_errors import rebuild_error
@@ -242,8 +244,12 @@ class Answers:
 @contextlib.contextmanager
 def serve_http(recorded: Sequence[Mapping[str, Any]], *,
                match_on: Sequence[str] = DEFAULT_MATCH_ON,
-               overrides: HttpOverrides | None = None) -> Iterator[ServedCalls]:
+               overrides: HttpOverrides | None = None,
+               max_body: int = DEFAULT_MAX_BODY) -> Iterator[ServedCalls]:
     """Answer HTTP calls from ``recorded`` (``http_call`` events in recorded order).
+
+    ``max_body`` is the body cap production's capture used: live requests are
+    matched, and served calls captured, with bodies cut where theirs were.
 
     Yields the :class:`ServedCalls` report (kind ``"http"``): ``served``,
     ``unrecorded`` (calls refused) and, after exit, ``unused`` (recorded calls
@@ -257,18 +263,21 @@ def serve_http(recorded: Sequence[Mapping[str, Any]], *,
         raise RuntimeError("serve_http is already serving in this process; HTTP replay "
                            "patches process-wide and serves one replay at a time")
     try:
-        yield from _serving(calls, checks, overrides)
+        yield from _serving(calls, checks, overrides, max_body)
     finally:
         _SERVING.release()
 
 
 def _serving(calls: list[RecordedCall], checks: Sequence[tuple[str, Check]],
-             overrides: HttpOverrides | None) -> Iterator[ServedCalls]:
+             overrides: HttpOverrides | None, max_body: int) -> Iterator[ServedCalls]:
     served = ServedCalls("http")
     answers = Answers(calls, checks, served, overrides)
     capture_here = not http_capture_installed()
     if capture_here:
         install_http_capture()
+    options = STATE.config
+    if options.max_body != max_body:
+        STATE.config = options.with_max_body(max_body)
     try:
         table, before = patch_table()
         DISPATCHER.answers = answers
@@ -285,5 +294,6 @@ def _serving(calls: list[RecordedCall], checks: Sequence[tuple[str, Check]],
             DISPATCHER.answers = None
             served.unused.extend(answers.unused())
     finally:
+        STATE.config = options
         if capture_here:
             uninstall_http_capture()

@@ -41,7 +41,8 @@ def servers_for(recorded: Sequence[Event], config: ReplayConfig, seed: str, *,
         servers.append(seal_network)
     if http:
         servers.append(lambda: serve_http(http_calls, match_on=config.http_match_on,
-                                          overrides=overrides))
+                                          overrides=overrides,
+                                          max_body=config.http_max_body()))
     else:
         servers.append(_capturing_http)
     if database:

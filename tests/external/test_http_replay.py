@@ -240,6 +240,32 @@ def test_an_unrecorded_request_fails_naming_method_and_url(http_server: LocalSer
     assert served.unused == []
 
 
+def test_bodies_are_matched_cut_where_production_cut_them(http_server: LocalServer) -> None:
+    """Production kept 64 KB bodies (``max_body``): replay must cut live requests alike."""
+    url, body = f"{http_server.url}/echo", {"notes": "n" * 30_000}
+    sink = MemorySink()
+    configure(sink=sink)
+    install_http_capture(max_body=65_536)
+    try:
+        with request_scope("req_big"):
+            requests.post(url, json=body, timeout=5)
+    finally:
+        uninstall_http_capture()
+        shutdown()
+    recorded = http_calls(sink)
+    assert "request_body_truncated" not in recorded[0]  # recorded whole
+    http_server.stop()
+
+    with replaying(recorded, max_body=65_536) as (served, replayed):
+        assert requests.post(url, json=body, timeout=5).status_code == 200
+    assert served.unrecorded == []
+    assert "request_body_truncated" not in http_calls(replayed)[0]
+
+    # The default 16 KB cuts the live body, which then matches nothing recorded.
+    with replaying(recorded), pytest.raises(UnrecordedCall):
+        requests.post(url, json=body, timeout=5)
+
+
 def test_calls_never_made_are_listed_as_unused(http_server: LocalServer) -> None:
     def two_calls() -> None:
         requests.get(f"{http_server.url}/json?n=1", timeout=5)

@@ -146,9 +146,11 @@ class ReplayProject:
         forget_app()
         return target
 
-    def record(self, filename: str, requests: Iterable[Request], module: str = "app.shop"
-               ) -> Path:
+    def record(self, filename: str, requests: Iterable[Request], module: str = "app.shop",
+               **options: Any) -> Path:
         """Run each request through the app under capture, into ``traces/<filename>``.
+
+        ``options`` go to ``configure`` (``limits=...``), as production's would.
 
         Like production: the request's own error is logged (captured), then
         swallowed by the server, which answers 500.
@@ -159,7 +161,7 @@ class ReplayProject:
         try:
             forget_app()
             app = importlib.import_module(module)
-            replay.configure(path=path, service="shop")
+            replay.configure(path=path, service="shop", **options)
             try:
                 for correlation_id, function, args in requests:
                     with replay.request_scope(correlation_id=correlation_id):

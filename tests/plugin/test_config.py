@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from pytest_replay.config import ReplayConfig
+from pytest_replay.format.values import Limits
 from pytest_replay.plugin import STASH_KEY
 from tests.plugin.replay_project import HEALTHY, SHOP, ReplayProject
 
@@ -59,6 +60,12 @@ def test_the_command_line_overrides_the_ini_targets(project: ReplayProject) -> N
                                             "got 'lots'"),
     ('replay_float_tolerance = "2"', (), "*replay_float_tolerance must be in [[]0, 1), got 2.0"),
     ("", ("--replay-targets", "__main__"), "*--targets: '__main__' is not a module or package*"),
+    ('replay_capture_limits = ["max_strr = 1"]', (),
+     "*replay_capture_limits: 'max_strr = 1' must be 'name = number' with name one of max_str*"),
+    ('replay_capture_limits = ["max_str = lots"]', (),
+     "*replay_capture_limits: max_str must be a whole number, got 'lots'"),
+    ('replay_capture_limits = ["max_items = 0"]', (),
+     "*replay_capture_limits: max_items must be at least 1, got 0"),
 ])
 def test_bad_values_are_usage_errors_naming_the_key(project: ReplayProject, ini: str,
                                                    args: tuple[str, ...], error: str) -> None:
@@ -132,6 +139,19 @@ def test_replay_allowed_types_lets_one_outside_class_decode(project: ReplayProje
     project.run().assert_outcomes(passed=1)
 
 
+def test_replay_capture_limits_caps_values_as_production_did(project: ReplayProject) -> None:
+    project.write_app("import pytest_replay as replay\n\n\n@replay.traced\n"
+                      "def shout(text: str) -> str:\n    return text.upper()\n", module="notes")
+    project.record("long.jsonl", [("req_long", "shout", ("a" * 3000,))], module="app.notes",
+                   limits=Limits(max_str=4096))  # production kept strings up to 4096
+    cut_short = project.run()  # replay's capture, at the default 2048, cuts them
+    cut_short.assert_outcomes(failed=1)
+    cut_short.stdout.fnmatch_lines(["*first divergent event*shout*"])
+    project.configure('replay_capture_limits = ["max_str = 4096", "max_items = 200"]')
+    assert resolved(project).capture_limits == (("max_str", 4096), ("max_items", 200))
+    project.run().assert_outcomes(passed=1)
+
+
 def test_the_replay_config_fixture_shows_the_resolved_settings(project: ReplayProject) -> None:
     project.pytester.makepyfile(test_settings="""
         def test_settings(replay_config):
@@ -139,3 +159,11 @@ def test_the_replay_config_fixture_shows_the_resolved_settings(project: ReplayPr
             assert replay_config.paths == ("traces",)
     """)
     project.run("test_settings.py").assert_outcomes(passed=1)
+
+
+def test_capture_limits_split_into_value_caps_and_the_http_body_cap() -> None:
+    config = ReplayConfig(capture_limits=(("max_str", 4096), ("max_body", 65_536)))
+    limits = config.value_limits()
+    assert (limits.max_str, limits.max_items) == (4096, Limits().max_items)
+    assert config.http_max_body() == 65_536
+    assert ReplayConfig().http_max_body() == 16 * 1024  # capture's own default
