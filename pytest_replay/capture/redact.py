@@ -178,17 +178,35 @@ class Redaction:
             for key, item in value.items():  # type: ignore[attr-defined]
                 if key in STRUCTURAL_FIELDS:
                     continue
-                new = self.scrub_encoded(item)
+                new = self._scrubbed_item(item)
                 if new is not item:
                     if changed is None:
                         changed = dict(value)  # type: ignore[call-overload]
                     changed[key] = new
             return value if changed is None else changed
         if kind is list:
-            items = [self.scrub_encoded(item) for item in value]  # type: ignore[attr-defined]
-            if any(new is not old for new, old in zip(items, value, strict=True)):  # type: ignore[call-overload]
-                return items
+            copied: list[object] | None = None
+            for index, item in enumerate(value):  # type: ignore[arg-type]
+                inner: type = type(item)
+                if inner is str or inner is dict or inner is list:  # numbers hold no text
+                    new = self._scrubbed_item(item)
+                    if new is not item:
+                        if copied is None:
+                            copied = list(value)  # type: ignore[call-overload]
+                        copied[index] = new
+            return value if copied is None else copied
         return value
+
+    def _scrubbed_item(self, item: object) -> object:
+        """One element of a container: clean strings and scalars answer without a walk."""
+        kind = type(item)
+        if kind is str:
+            if len(item) < MIN_SCANNED or item in self.clean_texts:  # type: ignore[arg-type]
+                return item
+            return self.scrub(item)  # type: ignore[arg-type]
+        if kind is dict or kind is list:
+            return self.scrub_encoded(item)
+        return item
 
     @classmethod
     def off(cls) -> Redaction:

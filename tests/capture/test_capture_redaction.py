@@ -284,3 +284,17 @@ def test_long_texts_are_searched_rule_by_rule_whatever_the_case(secret_part: str
     scrubbed = Redaction().scrub(text)
     assert "[REDACTED]" in scrubbed
     assert scrubbed.startswith("x" * 80) and scrubbed.endswith("y" * 80)
+
+
+def test_scrubbing_an_encoded_value_copies_only_what_changes() -> None:
+    from pytest_replay.capture.redact import Redaction
+
+    redaction = Redaction()
+    numbers = {"rows": [[1, 2.5], [3, None]], "description": ["id", "total"]}
+    assert redaction.scrub_encoded(numbers) is numbers  # nothing to hide: the same object
+    event = {"rows": [[1, "Bearer abcdef123456"], [2, "plain text"]], "note": ["ok"]}
+    scrubbed = redaction.scrub_encoded(event)
+    assert isinstance(scrubbed, dict)
+    assert scrubbed == {"rows": [[1, "Bearer [REDACTED]"], [2, "plain text"]], "note": ["ok"]}
+    assert event["rows"][0][1] == "Bearer abcdef123456"  # the original is left as it was
+    assert scrubbed["note"] is event["note"]  # unchanged parts are shared, not copied
