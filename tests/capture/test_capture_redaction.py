@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -292,7 +293,8 @@ def test_scrubbing_an_encoded_value_copies_only_what_changes() -> None:
     redaction = Redaction()
     numbers = {"rows": [[1, 2.5], [3, None]], "description": ["id", "total"]}
     assert redaction.scrub_encoded(numbers) is numbers  # nothing to hide: the same object
-    event = {"rows": [[1, "Bearer abcdef123456"], [2, "plain text"]], "note": ["ok"]}
+    event: dict[str, list[Any]] = {"rows": [[1, "Bearer abcdef123456"], [2, "plain text"]],
+                                   "note": ["ok"]}
     scrubbed = redaction.scrub_encoded(event)
     assert isinstance(scrubbed, dict)
     assert scrubbed == {"rows": [[1, "Bearer [REDACTED]"], [2, "plain text"]], "note": ["ok"]}
