@@ -46,7 +46,7 @@
 
 /* Bumped whenever what traced.py and this module expect of each other changes: a build
  * left over from an older source is then refused at import (pure Python runs instead). */
-#define INTERFACE 1
+#define INTERFACE 2
 
 /* ------------------------------------------------------------------------------------ */
 /* What install() hands over once: the runtime and the Python pieces called back.        */
@@ -79,6 +79,12 @@ static unsigned char g_escaped[128];   /* ASCII characters orjson escapes (asked
 static int g_fast_strings;
 
 static PyTypeObject IdsType;
+
+/* The interpreter install() serves (its id; -1 before). The state above is per process, and
+ * so is this module's (single-phase init): a subinterpreter (mod_wsgi's, say) that imports it
+ * again shares it, so install() refuses there and that interpreter runs pure Python, rather
+ * than have every wrapper write through another interpreter's runtime. */
+static int64_t g_interpreter = -1;
 
 /* ------------------------------------------------------------------------------------ */
 /* Small helpers                                                                         */
@@ -287,26 +293,6 @@ give_exception(PyObject *exc)
     PyObject *tb = PyExceptionInstance_Check(exc) ? PyException_GetTraceback(exc) : NULL;
     PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, tb);
 #endif
-}
-
-/* Call one of the Python callbacks with the raised exception as last argument; the
- * exception is cleared afterwards. Returns -1, the callback's own exception set, if the
- * callback raised (the Python wrapper would have propagated it too). */
-static int
-report_exception(PyObject *callback, PyObject *first)
-{
-    PyObject *exc = take_exception();
-    if (exc == NULL) {
-        return 0;
-    }
-    PyObject *res = first == NULL ? PyObject_CallOneArg(callback, exc)
-                                  : PyObject_CallFunctionObjArgs(callback, first, exc, NULL);
-    Py_DECREF(exc);
-    if (res == NULL) {
-        return -1;
-    }
-    Py_DECREF(res);
-    return 0;
 }
 
 /* Add this wrapper to the traceback of the exception being raised, where the Python
@@ -655,15 +641,6 @@ pieces_release(Pieces *pieces)
     pieces->nowned = 0;
 }
 
-/* Empty again, for the next line. */
-static void
-pieces_reset(Pieces *pieces)
-{
-    pieces_release(pieces);
-    pieces->count = pieces->nnumbers = 0;
-    pieces->total = 0;
-}
-
 static PyObject *
 pieces_join(Pieces *pieces)
 {
@@ -953,6 +930,47 @@ use_fallback(TracedObject *self, PyObject *const *args, size_t nargsf)
     return PyObject_Vectorcall(self->fallback, args, nargsf, NULL);
 }
 
+/* The exception being raised now gets `context` as its __context__ (steals it), as Python
+ * chains an exception raised inside an except block: what the Python wrapper shows when
+ * a callback of its except block raises. */
+static void
+chain_to(PyObject *context)
+{
+    PyObject *raised = take_exception();
+    if (raised == NULL) {
+        Py_DECREF(context);
+        return;
+    }
+    if (raised != context && PyExceptionInstance_Check(raised)
+        && PyExceptionInstance_Check(context)) {
+        PyException_SetContext(raised, context);
+    }
+    else {
+        Py_DECREF(context);
+    }
+    give_exception(raised);
+}
+
+/* Call one of the Python callbacks with the raised exception as last argument; the
+ * exception is cleared afterwards. Returns -1, the callback's own exception set, if the
+ * callback raised (the Python wrapper would have propagated it too). */
+static int
+report_exception(PyObject *callback)
+{
+    PyObject *exc = take_exception();
+    if (exc == NULL) {
+        return 0;
+    }
+    PyObject *res = PyObject_CallOneArg(callback, exc);
+    if (res == NULL) {
+        chain_to(exc);
+        return -1;
+    }
+    Py_DECREF(exc);
+    Py_DECREF(res);
+    return 0;
+}
+
 /* Hand a line to the sink as Runtime.send does; 0, or -1 if the failure must propagate
  * (the sink or sink_failed raised something that is not an Exception). */
 static int
@@ -970,10 +988,11 @@ write_line(PyObject *line)
     }
     PyObject *exc = take_exception();
     res = PyObject_CallMethodOneArg(g_runtime, s_sink_failed, exc);
-    Py_DECREF(exc);
     if (res == NULL) {
+        chain_to(exc);
         return -1;
     }
+    Py_DECREF(exc);
     Py_DECREF(res);
     return 0;
 }
@@ -1021,9 +1040,224 @@ call_in_frame(TracedObject *self, PyObject *state, PyObject *parent, PyObject *c
     return result;
 }
 
+/* The three steps around the call (entry line, exit line, error) are functions of their
+ * own, never inlined: their line buffers are off the C stack while the function runs, so
+ * recursion through traced functions costs about the C stack it costs in Python. */
+#if defined(__GNUC__) || defined(__clang__)
+#define NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define NOINLINE __declspec(noinline)
+#else
+#define NOINLINE
+#endif
+
+/* Write the entry line of a call (plan NULL: its refresh raised, the exception is set).
+ * 0: *state_out is the frame the call runs in and *cid_out its id (new references; the id
+ * NULL when the call runs uncaptured: sampled out, or capture failed and was counted).
+ * -1: an exception that must propagate (KeyboardInterrupt and the like), nothing set. */
+static NOINLINE int
+enter(PlanObject *plan, PyObject *parent, PyObject *const *args, Py_ssize_t nargs,
+      long long started, PyObject **state_out, PyObject **cid_out)
+{
+    PyObject *state = NULL, *cid = NULL, *line = NULL, *field = NULL, *opened = NULL;
+    int status = 0;
+    Pieces pieces;
+    pieces.count = pieces.nowned = pieces.nnumbers = 0;
+    pieces.total = 0;
+
+    if (plan == NULL) {
+        goto failed;
+    }
+    if (parent == Py_None) {
+        opened = PyObject_CallMethodNoArgs(g_runtime, s_open_root);
+        if (opened == NULL) {
+            goto failed;
+        }
+        if (!PyTuple_CheckExact(opened) || PyTuple_GET_SIZE(opened) != 2
+            || !PyTuple_CheckExact(PyTuple_GET_ITEM(opened, 0))
+            || PyTuple_GET_SIZE(PyTuple_GET_ITEM(opened, 0)) != 2
+            || !PyBytes_Check(PyTuple_GET_ITEM(opened, 1))) {
+            PyErr_SetString(PyExc_TypeError, "open_root() returned no (frame, bytes) pair");
+            goto failed;
+        }
+        state = Py_NewRef(PyTuple_GET_ITEM(opened, 0));
+        PyObject *root_id = PyTuple_GET_ITEM(state, 0);
+        if (root_id == Py_None) { /* sampling left this request out */
+            goto done;
+        }
+        if (!PyBytes_Check(root_id)) {
+            PyErr_SetString(PyExc_TypeError, "a frame id is not bytes");
+            goto failed;
+        }
+        cid = Py_NewRef(root_id);
+        pieces_bytes(&pieces, plan->root[0]);
+        pieces_signed(&pieces, started);
+        pieces_bytes(&pieces, plan->root[1]);
+        pieces_bytes(&pieces, cid);
+        pieces_bytes(&pieces, plan->root[2]);
+        pieces_bytes(&pieces, PyTuple_GET_ITEM(opened, 1));
+        pieces_bytes(&pieces, plan->root[3]);
+        if (args_json(plan, args, nargs, &pieces) < 0) {
+            goto failed;
+        }
+        pieces_bytes(&pieces, plan->root[4]);
+    }
+    else {
+        PyObject *trace = PyTuple_GET_ITEM(parent, 1);
+        PyObject *ids = read_slot(g_ids, m_ids, s_ids);
+        if (ids == NULL) {
+            goto failed;
+        }
+        if (Py_IS_TYPE(ids, &IdsType)) {
+            cid = ids_next((IdsObject *)ids);
+        }
+        else {
+            cid = PyIter_Next(ids);
+            if (cid == NULL && !PyErr_Occurred()) {
+                PyErr_SetNone(PyExc_StopIteration);
+            }
+        }
+        Py_DECREF(ids);
+        if (cid == NULL) {
+            goto failed;
+        }
+        state = PyTuple_Pack(2, cid, trace);
+        if (state == NULL) {
+            goto failed;
+        }
+        PyObject *parent_id = PyTuple_GET_ITEM(parent, 0);
+        field = Py_IS_TYPE(trace, (PyTypeObject *)g_trace_type)
+                    ? read_slot(trace, m_field, s_field) : PyObject_GetAttr(trace, s_field);
+        if (field == NULL) {
+            goto failed;
+        }
+        if (!PyBytes_Check(cid) || !PyBytes_Check(parent_id) || !PyBytes_Check(field)) {
+            PyErr_SetString(PyExc_TypeError, "frame ids and trace fields are bytes");
+            goto failed;
+        }
+        pieces_bytes(&pieces, plan->entry[0]);
+        pieces_signed(&pieces, started);
+        pieces_bytes(&pieces, plan->entry[1]);
+        pieces_bytes(&pieces, cid);
+        pieces_bytes(&pieces, plan->entry[2]);
+        pieces_bytes(&pieces, parent_id);
+        pieces_bytes(&pieces, plan->entry[3]);
+        pieces_bytes(&pieces, field);
+        pieces_bytes(&pieces, plan->entry[4]);
+        if (args_json(plan, args, nargs, &pieces) < 0) {
+            goto failed;
+        }
+        pieces_bytes(&pieces, plan->entry[5]);
+    }
+    line = pieces_join(&pieces);
+    pieces_release(&pieces);
+    if (line == NULL) {
+        goto failed;
+    }
+    if (write_line(line) < 0) {
+        goto propagate;
+    }
+    goto done;
+
+failed: /* a failure of capture costs the call's events, never the call */
+    pieces_release(&pieces);
+    if (!PyErr_ExceptionMatches(PyExc_Exception) || report_exception(g_capture_failed) < 0) {
+        goto propagate; /* KeyboardInterrupt and the like propagate, as in the Python wrapper */
+    }
+    Py_CLEAR(cid);
+    Py_XSETREF(state, Py_NewRef(g_unsampled)); /* uncaptured, and so are its callees */
+    goto done;
+
+propagate:
+    status = -1;
+    Py_CLEAR(cid);
+    Py_CLEAR(state);
+done:
+    Py_XDECREF(line);
+    Py_XDECREF(field);
+    Py_XDECREF(opened);
+    *state_out = state;
+    *cid_out = cid;
+    return status;
+}
+
+/* Write the exit line of a call that returned `result` (stolen); returns it, or NULL if an
+ * exception must propagate instead (a sink raising KeyboardInterrupt, as in Python). */
+static NOINLINE PyObject *
+leave(PlanObject *plan, PyObject *cid, long long started, PyObject *result)
+{
+    long long now = now_ns();
+    PyObject *value = result_json(plan, result);
+    if (value == NULL) {
+        goto failed;
+    }
+    Pieces pieces;
+    pieces.count = pieces.nowned = pieces.nnumbers = 0;
+    pieces.total = 0;
+    pieces_bytes(&pieces, plan->exit[0]);
+    pieces_signed(&pieces, now);
+    pieces_bytes(&pieces, plan->exit[1]);
+    pieces_bytes(&pieces, cid);
+    pieces_bytes(&pieces, plan->exit[2]);
+    pieces_bytes(&pieces, value);
+    pieces_bytes(&pieces, plan->exit[3]);
+    pieces_signed(&pieces, now - started);
+    pieces_bytes(&pieces, plan->exit[4]);
+    PyObject *line = pieces_join(&pieces);
+    Py_DECREF(value);
+    if (line == NULL) {
+        goto failed;
+    }
+    int written = write_line(line);
+    Py_DECREF(line);
+    if (written < 0) {
+        Py_CLEAR(result);
+    }
+    return result;
+
+failed:
+    if (!PyErr_ExceptionMatches(PyExc_Exception) || report_exception(g_capture_failed) < 0) {
+        Py_CLEAR(result);
+    }
+    return result;
+}
+
+/* The function raised (the exception is set): record it through the Python
+ * _record_failure, then raise it again unchanged. A KeyboardInterrupt or SystemExit out of
+ * the recording (a sink's) propagates instead, chained to it, as from the Python wrapper's
+ * except block; any other failure there is the recorder's to count. */
+static NOINLINE void
+fail(TracedObject *self, PyObject *cid, long long started)
+{
+    mark_traceback();
+    PyObject *exc = take_exception();
+    if (exc == NULL) {
+        return;
+    }
+    PyObject *when = PyLong_FromLongLong(started);
+    PyObject *res = when == NULL ? NULL : PyObject_CallFunctionObjArgs(
+        g_record_failure, self->site, cid, when, exc, NULL);
+    Py_XDECREF(when);
+    if (res != NULL) {
+        Py_DECREF(res);
+    }
+    else if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+        chain_to(exc);
+        return;
+    }
+    else {
+        PyErr_Clear(); /* the application's exception wins */
+    }
+    give_exception(exc);
+}
+
 static PyObject *
 traced_vectorcall(TracedObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
+    if (self->fallback == NULL) { /* cleared by the garbage collector: cannot run */
+        PyErr_SetString(PyExc_ReferenceError, "a traced function called after its cleanup");
+        return NULL;
+    }
     if ((kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0) || g_runtime == NULL) {
         return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
     }
@@ -1053,196 +1287,29 @@ traced_vectorcall(TracedObject *self, PyObject *const *args, size_t nargsf, PyOb
         }
     }
     long long started = now_ns();
-
-    PyObject *state = NULL, *cid = NULL, *line = NULL, *result = NULL, *field = NULL;
-    PyObject *opened = NULL;
-    Pieces pieces;
-    pieces.count = pieces.nowned = pieces.nnumbers = 0;
-    pieces.total = 0;
-
-    /* -- entry: a failure here costs the call's events, never the call -------------- */
     PlanObject *plan = current_plan(self);
-    if (plan == NULL) {
-        if (!PyErr_Occurred()) {
-            Py_DECREF(parent);
-            return use_fallback(self, args, nargsf); /* nothing done yet */
-        }
-        goto entry_failed;
+    if (plan == NULL && !PyErr_Occurred()) {
+        Py_DECREF(parent);
+        return use_fallback(self, args, nargsf); /* nothing done yet */
     }
-    if (parent == Py_None) {
-        opened = PyObject_CallMethodNoArgs(g_runtime, s_open_root);
-        if (opened == NULL) {
-            goto entry_failed;
-        }
-        if (!PyTuple_CheckExact(opened) || PyTuple_GET_SIZE(opened) != 2
-            || !PyTuple_CheckExact(PyTuple_GET_ITEM(opened, 0))
-            || PyTuple_GET_SIZE(PyTuple_GET_ITEM(opened, 0)) != 2
-            || !PyBytes_Check(PyTuple_GET_ITEM(opened, 1))) {
-            PyErr_SetString(PyExc_TypeError, "open_root() returned no (frame, bytes) pair");
-            goto entry_failed;
-        }
-        state = Py_NewRef(PyTuple_GET_ITEM(opened, 0));
-        PyObject *root_id = PyTuple_GET_ITEM(state, 0);
-        if (root_id == Py_None) { /* sampling left this request out */
-            goto run;
-        }
-        if (!PyBytes_Check(root_id)) {
-            PyErr_SetString(PyExc_TypeError, "a frame id is not bytes");
-            goto entry_failed;
-        }
-        cid = Py_NewRef(root_id);
-        pieces_bytes(&pieces, plan->root[0]);
-        pieces_signed(&pieces, started);
-        pieces_bytes(&pieces, plan->root[1]);
-        pieces_bytes(&pieces, cid);
-        pieces_bytes(&pieces, plan->root[2]);
-        pieces_bytes(&pieces, PyTuple_GET_ITEM(opened, 1));
-        pieces_bytes(&pieces, plan->root[3]);
-        if (args_json(plan, args, nargs, &pieces) < 0) {
-            goto entry_failed;
-        }
-        pieces_bytes(&pieces, plan->root[4]);
+    PyObject *state, *cid;
+    if (enter(plan, parent, args, nargs, started, &state, &cid) < 0) {
+        Py_XDECREF(plan);
+        Py_DECREF(parent);
+        return NULL;
     }
-    else {
-        PyObject *trace = PyTuple_GET_ITEM(parent, 1);
-        PyObject *ids = read_slot(g_ids, m_ids, s_ids);
-        if (ids == NULL) {
-            goto entry_failed;
-        }
-        if (Py_IS_TYPE(ids, &IdsType)) {
-            cid = ids_next((IdsObject *)ids);
-        }
-        else {
-            cid = PyIter_Next(ids);
-            if (cid == NULL && !PyErr_Occurred()) {
-                PyErr_SetNone(PyExc_StopIteration);
-            }
-        }
-        Py_DECREF(ids);
-        if (cid == NULL) {
-            goto entry_failed;
-        }
-        state = PyTuple_Pack(2, cid, trace);
-        if (state == NULL) {
-            goto entry_failed;
-        }
-        PyObject *parent_id = PyTuple_GET_ITEM(parent, 0);
-        field = Py_IS_TYPE(trace, (PyTypeObject *)g_trace_type)
-                    ? read_slot(trace, m_field, s_field) : PyObject_GetAttr(trace, s_field);
-        if (field == NULL) {
-            goto entry_failed;
-        }
-        if (!PyBytes_Check(cid) || !PyBytes_Check(parent_id) || !PyBytes_Check(field)) {
-            PyErr_SetString(PyExc_TypeError, "frame ids and trace fields are bytes");
-            goto entry_failed;
-        }
-        pieces_bytes(&pieces, plan->entry[0]);
-        pieces_signed(&pieces, started);
-        pieces_bytes(&pieces, plan->entry[1]);
-        pieces_bytes(&pieces, cid);
-        pieces_bytes(&pieces, plan->entry[2]);
-        pieces_bytes(&pieces, parent_id);
-        pieces_bytes(&pieces, plan->entry[3]);
-        pieces_bytes(&pieces, field);
-        pieces_bytes(&pieces, plan->entry[4]);
-        if (args_json(plan, args, nargs, &pieces) < 0) {
-            goto entry_failed;
-        }
-        pieces_bytes(&pieces, plan->entry[5]);
-    }
-    line = pieces_join(&pieces);
-    pieces_reset(&pieces);
-    if (line == NULL) {
-        goto entry_failed;
-    }
-    if (write_line(line) < 0) {
-        goto fail;
-    }
-    Py_CLEAR(line);
-    goto run;
-
-entry_failed:
-    pieces_release(&pieces);
-    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
-        goto fail; /* KeyboardInterrupt and the like propagate, as in the Python wrapper */
-    }
-    if (report_exception(g_capture_failed, NULL) < 0) {
-        goto fail;
-    }
-    Py_CLEAR(cid);
-    Py_XSETREF(state, Py_NewRef(g_unsampled)); /* uncaptured, and so are its callees */
-
-run:
-    Py_CLEAR(opened);
-    Py_CLEAR(field);
-    Py_CLEAR(line);
     int called;
-    result = call_in_frame(self, state, parent, args, nargsf, &called);
-    if (cid == NULL) {
-        goto out;
+    PyObject *result = call_in_frame(self, state, parent, args, nargsf, &called);
+    Py_DECREF(state);
+    if (cid != NULL) { /* captured (so the plan is there) */
+        if (result != NULL) {
+            result = leave(plan, cid, started, result);
+        }
+        else if (called) {
+            fail(self, cid, started);
+        }
+        Py_DECREF(cid);
     }
-    if (result == NULL) {
-        if (!called) {
-            goto out;
-        }
-        mark_traceback();
-        PyObject *exc = take_exception();
-        if (exc != NULL) {
-            PyObject *when = PyLong_FromLongLong(started);
-            PyObject *res = when == NULL ? NULL : PyObject_CallFunctionObjArgs(
-                g_record_failure, self->site, cid, when, exc, NULL);
-            Py_XDECREF(when);
-            if (res == NULL) {
-                PyErr_Clear(); /* the application's exception wins */
-            }
-            Py_XDECREF(res);
-            give_exception(exc);
-        }
-        goto out;
-    }
-
-    /* -- exit ---------------------------------------------------------------------- */
-    {
-        long long now = now_ns();
-        PyObject *value = result_json(plan, result);
-        if (value == NULL) {
-            goto exit_failed;
-        }
-        pieces_bytes(&pieces, plan->exit[0]);
-        pieces_signed(&pieces, now);
-        pieces_bytes(&pieces, plan->exit[1]);
-        pieces_bytes(&pieces, cid);
-        pieces_bytes(&pieces, plan->exit[2]);
-        pieces_bytes(&pieces, value);
-        pieces_bytes(&pieces, plan->exit[3]);
-        pieces_signed(&pieces, now - started);
-        pieces_bytes(&pieces, plan->exit[4]);
-        line = pieces_join(&pieces);
-        Py_DECREF(value);
-        if (line == NULL) {
-            goto exit_failed;
-        }
-        if (write_line(line) < 0) {
-            Py_CLEAR(result);
-        }
-        goto out;
-    }
-
-exit_failed:
-    if (!PyErr_ExceptionMatches(PyExc_Exception) || report_exception(g_capture_failed, NULL) < 0) {
-        Py_CLEAR(result);
-    }
-    goto out;
-
-fail:
-    result = NULL;
-out:
-    pieces_release(&pieces);
-    Py_XDECREF(line);
-    Py_XDECREF(opened);
-    Py_XDECREF(field);
-    Py_XDECREF(cid);
-    Py_XDECREF(state);
     Py_XDECREF(plan);
     Py_DECREF(parent);
     return result;
@@ -1461,6 +1528,16 @@ install(PyObject *module, PyObject *args, PyObject *kwargs)
                                      &min_scanned)) {
         return NULL;
     }
+    int64_t here = PyInterpreterState_GetID(PyInterpreterState_Get());
+    if (here < 0) {
+        return NULL;
+    }
+    if (g_interpreter != -1 && g_interpreter != here) {
+        PyErr_SetString(PyExc_ImportError,
+                        "the C accelerator serves the first interpreter that installed it in this "
+                        "process; this is another (sub)interpreter");
+        return NULL;
+    }
     if (!PyContextVar_CheckExact(frame_var)) {
         PyErr_SetString(PyExc_TypeError, "frame_var must be a ContextVar");
         return NULL;
@@ -1494,6 +1571,7 @@ install(PyObject *module, PyObject *args, PyObject *kwargs)
     }
     g_fast_floats = floats;
     g_fast_strings = strings;
+    g_interpreter = here;
     Py_RETURN_NONE;
 }
 

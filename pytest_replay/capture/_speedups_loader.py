@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Final
 
 PURE_PYTHON_ENV: Final = "TELEMETRY_REPLAY_PURE_PYTHON"
-INTERFACE: Final = 1
+INTERFACE: Final = 2
 """The contract with ``_speedups.c`` this Python expects (its ``INTERFACE``)."""
 
 
@@ -24,6 +24,8 @@ def _load() -> tuple[ModuleType | None, str]:
         from pytest_replay.capture import _speedups
     except ImportError as exc:  # not built (no compiler at install), or built for another Python
         return None, f"the C accelerator is not built ({exc})"
+    except Exception as exc:  # a build that fails to initialise must cost speed, never the import
+        return None, f"the C accelerator failed to load: {type(exc).__name__}: {exc}"
     if getattr(_speedups, "INTERFACE", None) != INTERFACE:  # left over from an older source
         return None, "the C accelerator was built from another version: reinstall to rebuild it"
     return _speedups, ""

@@ -109,6 +109,26 @@ def test_the_environment_variable_forces_pure_python(monkeypatch: pytest.MonkeyP
     assert (_speedups_loader._load()[0] is not None) == bool(_built_here())
 
 
+
+def test_an_accelerator_that_fails_to_initialise_falls_back_with_the_reason(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.abc
+
+    import pytest_replay.capture as capture_package
+
+    class Broken(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, path: Any, target: Any = None) -> None:
+            if name == "pytest_replay.capture._speedups":
+                raise SystemError("initialization of _speedups raised")
+
+    monkeypatch.delenv(_speedups_loader.PURE_PYTHON_ENV, raising=False)
+    monkeypatch.delitem(sys.modules, "pytest_replay.capture._speedups", raising=False)
+    monkeypatch.delattr(capture_package, "_speedups", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Broken(), *sys.meta_path])
+    module, why = _speedups_loader._load()
+    assert module is None
+    assert "SystemError: initialization of _speedups raised" in why
+
 # -- the same lines -------------------------------------------------------------------------
 
 _IDS = re.compile(rb"(?:req_)?f[0-9a-f]{8}_[0-9a-f]+")
@@ -445,3 +465,139 @@ def test_deep_recursion_through_the_wrapper(wrapping: str, captured: Captured) -
     assert countdown(200) == 200
     exits = captured.events("function_exit")
     assert len(exits) == 201 and exits[-1]["return_value"] == 200
+
+
+def test_keyboard_interrupt_while_recording_an_error_propagates_as_in_python(
+        wrapping: str, restore_capture: None) -> None:
+    class InterruptedOnErrors:
+        def write(self, line: bytes) -> None:
+            if b'"event_type":"error"' in line:
+                raise KeyboardInterrupt
+
+        def flush(self) -> None:
+            """Nothing."""
+
+        def close(self) -> None:
+            """Nothing."""
+
+    marker = ValueError("the application's")
+
+    @replay.traced
+    def work() -> None:
+        raise marker
+
+    replay.configure(sink=replay.MemorySink())
+    RUNTIME.sink = InterruptedOnErrors()
+    with pytest.raises(KeyboardInterrupt) as raised:
+        work()
+    assert raised.value.__context__ is marker  # the Python wrapper's except block chains it
+
+
+# -- the process around it ---------------------------------------------------------------------
+
+_SUBINTERPRETER = """
+import sys
+try:
+    import _interpreters as interpreters
+except ImportError:
+    try:
+        import _xxsubinterpreters as interpreters
+    except ImportError:
+        print("no subinterpreters"); raise SystemExit(0)
+import pytest_replay as replay
+from pytest_replay.capture._speedups_loader import implementation
+
+@replay.traced
+def work(x):
+    return x
+
+sink = replay.MemorySink()
+replay.configure(sink=sink, capture_http=False, capture_db=False, capture_chance=False)
+work(1)
+interp = interpreters.create()
+try:
+    interpreters.run_string(interp, '''
+try:
+    import pytest_replay as replay
+    from pytest_replay.capture._speedups_loader import implementation
+except ImportError:
+    pass  # a dependency (orjson) refuses subinterpreters: nothing to share
+else:
+    @replay.traced
+    def other(x):
+        return x
+    replay.configure(sink=replay.MemorySink(), capture_http=False, capture_db=False,
+                     capture_chance=False)
+    other(2)
+''')
+except Exception as exc:  # this Python's subinterpreters cannot run it at all
+    print("subinterpreter failed:", exc)
+work(3)
+interpreters.destroy(interp)
+work(4)
+print(implementation(), len(sink.lines))
+"""
+
+
+@needs_accelerator
+def test_a_subinterpreter_leaves_the_main_interpreters_capture_alone() -> None:
+    """mod_wsgi runs applications in subinterpreters of one process: the accelerator's state is
+    per process, so only the first interpreter gets it; the others run pure Python."""
+    done = subprocess.run([sys.executable, "-c", _SUBINTERPRETER], cwd=ROOT, capture_output=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-4000:]
+    out = done.stdout.decode().strip().splitlines()
+    if out == ["no subinterpreters"]:
+        pytest.skip("this Python has no subinterpreters")
+    assert out[-1] == "C accelerator 6"  # three calls, an entry and an exit line each
+
+
+_RECURSION = """
+import sys, threading
+import pytest_replay as replay
+
+replay.configure(sink=replay.MemorySink(), capture_http=False, capture_db=False,
+                 capture_chance=False)
+if sys.argv[1] != "default":
+    sys.setrecursionlimit(int(sys.argv[1]))
+
+@replay.traced
+def countdown(n):
+    return 0 if n == 0 else 1 + countdown(n - 1)
+
+def deepest():
+    low, high = 10, int(sys.argv[2])
+    while low < high:
+        middle = (low + high + 1) // 2
+        try:
+            countdown(middle)
+            low = middle
+        except RecursionError:
+            high = middle - 1
+    print(low)
+
+threading.stack_size(8 * 2**20)
+thread = threading.Thread(target=deepest)
+thread.start()
+thread.join()
+"""
+
+
+def _deepest(limit: str, env: dict[str, str], most: int = 20_000) -> int:
+    """How deep ``countdown`` recurses through ``@traced`` (up to ``most``) in an 8 MiB thread
+    at recursion limit ``limit``."""
+    done = subprocess.run([sys.executable, "-c", _RECURSION, limit, str(most)], cwd=ROOT, env=env,
+                          capture_output=True, timeout=300, check=False)
+    assert done.returncode == 0, (done.returncode, done.stderr.decode(errors="replace")[-2000:])
+    return int(done.stdout)
+
+
+@needs_accelerator
+def test_deep_recursion_goes_at_least_as_deep_as_with_the_python_wrapper() -> None:
+    """Under the default recursion limit the C wrapper never recurses less deep (the line
+    buffers are off the C stack during the call). Past it, on 3.12 and later, CPython's own
+    C recursion limit caps any C callable between Python frames: docs/capture.md says so."""
+    accelerated, pure = _deepest("default", dict(os.environ)), _deepest("default", _pure_env())
+    assert accelerated >= pure > 300
+    if sys.version_info < (3, 12):  # no C recursion limit: as deep as the stack allows
+        assert _deepest("100000", dict(os.environ), most=6000) == 6000
