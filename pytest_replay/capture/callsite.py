@@ -147,6 +147,9 @@ class CallSite:
         pieces around those values, for the C accelerator, which pastes them
         without parsing a template.
         """
+        # Read first: a configure() in another thread meanwhile leaves the site one
+        # generation behind (refreshed again on its next call), never marked current.
+        generation = RUNTIME.generation
         is_secret = RUNTIME.is_secret
         self.secret = frozenset(name for name in self._names if is_secret(name))
         self.result_json = _redacted_json if is_secret(self.function_name) else value_json
@@ -174,7 +177,7 @@ class CallSite:
         self.entry_format = _template(self.entry_parts, b"%d", b"%b", b"%b", b"%b", b"%b")
         self.root_format = _template(self.root_parts, b"%d", b"%b", b"%b", b"%b")
         self.exit_format = _template(self.exit_parts, b"%d", b"%b", b"%b", b"%d")
-        self.generation = RUNTIME.generation
+        self.generation = generation
 
     def _bound_json(self, args: tuple[Any, ...]) -> bytes:
         return _dumps(self.bind(args, {}))
