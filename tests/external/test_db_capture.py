@@ -432,9 +432,11 @@ def test_a_call_open_when_the_sink_changes_never_writes_into_the_new_sink(
     from pytest_replay.capture.runtime import RUNTIME
 
     database = tmp_path / "shop.db"
-    with sqlite3.connect(database) as setup:
+    setup = sqlite3.connect(database)
+    with setup:  # commits; closing is ours (an unclosed connection warns on 3.13)
         setup.execute("create table t (id integer primary key, name text)")
         setup.execute("insert into t (name) values ('ann'), ('bob')")
+    setup.close()
     dropped_before = RUNTIME.stats.by_reason.get("db_capture_error", 0)
     with capturing() as first, replay.request_scope(unique("req")):
         connection = sqlite3.connect(database)
