@@ -37,18 +37,15 @@ class BaselineRef:
     root: str
 
     @property
+    def location(self) -> str:
+        """The baseline file, as a plain string: asked for every item, so no Path arithmetic."""
+        return os.path.join(os.path.dirname(self.trace), BASELINE_DIR, self.trace.name,
+                            f"{_UNSAFE.sub('_', self.root)}.json")
+
+    @property
     def path(self) -> Path:
         """The baseline file."""
-        return baseline_dir(self.trace) / _file_name(self.root)
-
-
-def _file_name(root: str) -> str:
-    return f"{_UNSAFE.sub('_', root)}.json"
-
-
-def baseline_dir(trace: Path) -> Path:
-    """The folder holding the baselines of one trace file."""
-    return trace.parent / BASELINE_DIR / trace.name
+        return Path(self.location)
 
 
 def stable_events(events: Iterable[Event]) -> list[Event]:
@@ -70,12 +67,10 @@ def write(ref: BaselineRef, payload: bytes) -> None:
 
 def load(ref: BaselineRef) -> list[Event] | None:
     """The baseline events of a root, or None when it has none."""
-    # Asked for every item, and mostly there is none: one stat of a plain string path.
-    location = os.path.join(os.path.dirname(ref.trace), BASELINE_DIR, ref.trace.name,
-                            _file_name(ref.root))
+    location = ref.location  # mostly there is none: one stat of a plain string
     if not os.path.isfile(location):
         return None
-    path = ref.path
+    path = Path(location)
     try:
         document: Any = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:

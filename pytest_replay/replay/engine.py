@@ -486,9 +486,9 @@ def _capturing_into(sink: MemorySink, redaction: Redaction, limits: Limits
     Values are capped by ``limits``, production's caps (``replay_capture_limits``),
     so a value recorded whole is not cut short today, nor the other way round.
 
-    Settings that already hold the replay's value are left alone: every
-    assignment makes each decorated function recompute what it precomputed
-    for the configuration.
+    Settings that already hold the replay's value are left alone: assigning
+    any of them but the sink makes each decorated function recompute what it
+    precomputed for the configuration.
     """
     changes: list[tuple[str, Any]] = [("sink", sink)]
     if RUNTIME.service is not None:
