@@ -9,13 +9,15 @@ warnings, never fatal. The rules are written down in docs/trace-format.md.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import compress, islice, repeat
 from operator import attrgetter, eq, le
 from pathlib import Path
 from typing import Any, Final
 
+from pytest_replay.format.bulk import native_tree
 from pytest_replay.format.events import ERROR, FUNCTION_ENTRY, FUNCTION_EXIT, Event
 from pytest_replay.format.reader import (
     LineEvent,
@@ -26,17 +28,50 @@ from pytest_replay.format.reader import (
 )
 
 
-@dataclass(eq=False, slots=True)
 class Frame:
-    """One recorded call and everything that happened directly inside it."""
+    """One recorded call and everything that happened directly inside it.
 
-    correlation_id: str
-    entry: LineEvent
-    parent: Frame | None = None
-    exit: LineEvent | None = None
-    children: list[Frame] = field(default_factory=list)
-    events: list[LineEvent] = field(default_factory=list)
-    """Events of this frame itself (not its children), entry and exit excluded."""
+    A frame holds its children; its ``parent`` is a weak reference, so a
+    trace holds no reference cycle and is freed the moment it is dropped
+    (not at the next full garbage collection, which would walk it all). The
+    parent lives as long as its tree's root, or the trace, is kept.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_parent",
+        "children",
+        "correlation_id",
+        "entry",
+        "events",
+        "exit",
+    )
+
+    def __init__(self, correlation_id: str, entry: LineEvent, parent: Frame | None = None,
+                 exit: LineEvent | None = None, children: list[Frame] | None = None,
+                 events: list[LineEvent] | None = None) -> None:
+        self.correlation_id = correlation_id
+        self.entry = entry
+        self._parent: weakref.ref[Frame] | None = None
+        self.parent = parent
+        self.exit = exit
+        self.children: list[Frame] = [] if children is None else children
+        self.events: list[LineEvent] = [] if events is None else events
+        """Events of this frame itself (not its children), entry and exit excluded."""
+
+    def __repr__(self) -> str:
+        return (f"Frame({self.correlation_id!r}, {self.function_name!r}, "
+                f"children={len(self.children)}, events={len(self.events)})")
+
+    @property
+    def parent(self) -> Frame | None:
+        """The calling frame (None for a root, or once the trace that held it is gone)."""
+        link = self._parent
+        return None if link is None else link()
+
+    @parent.setter
+    def parent(self, frame: Frame | None) -> None:
+        self._parent = None if frame is None else weakref.ref(frame)
 
     @property
     def function_name(self) -> str:
@@ -68,7 +103,7 @@ class Frame:
             stack.extend(reversed(frame.children))
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Root:
     """A request: the root frame plus the ordered events of its whole tree."""
 
@@ -195,6 +230,15 @@ class _Builder:
         )
 
     def build(self, events: list[LineEvent]) -> Trace:
+        made = None if _NATIVE_TREE is None else _NATIVE_TREE(
+            events, FUNCTION_ENTRY, FUNCTION_EXIT, self.path)
+        if made is not None:  # the C builder: the same result for a trace with no surprise
+            self.frames, roots, orphans, ordered = made
+            self.report_orphans(orphans)
+            if not (_in_time_order(events) if ordered is None else ordered):
+                for root in roots:
+                    root.events = _time_ordered(root.events)
+            return Trace(self.path, roots, self.frames, orphans, self.problems)
         self.collect_frames(events)
         root_frames = self.link_parents()
         placement, per_root = self.find_roots(root_frames)
@@ -296,11 +340,18 @@ class _Builder:
                 frame.events.append(item)
             if tree_events is not None:
                 tree_events.append(item)
+        self.report_orphans(orphans)
+        return orphans
+
+    def report_orphans(self, orphans: list[LineEvent]) -> None:
         for item in orphans:
             cid = item.correlation_id
             why = "it has no correlation_id" if cid is None else f"no function_entry for {cid!r}"
             self.warn(item.line, f"event belongs to no recorded call ({why})", "correlation_id")
-        return orphans
+
+
+_NATIVE_TREE: Final = native_tree(Frame, Root)
+"""``_Builder.build`` in C for traces with nothing to report but orphans, or None."""
 
 
 def _in_time_order(events: list[LineEvent]) -> bool:

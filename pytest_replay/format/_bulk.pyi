@@ -1,0 +1,13 @@
+from typing import Any
+
+INTERFACE: int
+
+def configure(fields: dict[str, int], kinds: tuple[str, ...], line_event: type[Any], /) -> None: ...
+def block(
+    lines: list[bytes], first: int, kinds: set[str], versions: set[int | None],
+    ids: dict[Any, Any], decoded: dict[int, Any], /,
+) -> list[Any] | None: ...
+def tree(
+    events: list[Any], entry_kind: str, exit_kind: str, path: str, /,
+) -> tuple[dict[str, Any], list[Any], list[Any], bool | None] | None: ...
+def configure_model(frame_type: type[Any], root_type: type[Any], /) -> None: ...
