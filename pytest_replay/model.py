@@ -28,6 +28,9 @@ from pytest_replay.format.reader import (
 )
 
 
+_link = weakref.ref
+
+
 class Frame:
     """One recorded call and everything that happened directly inside it.
 
@@ -52,8 +55,7 @@ class Frame:
                  events: list[LineEvent] | None = None) -> None:
         self.correlation_id = correlation_id
         self.entry = entry
-        self._parent: weakref.ref[Frame] | None = None
-        self.parent = parent
+        self._parent: weakref.ref[Frame] | None = None if parent is None else _link(parent)
         self.exit = exit
         self.children: list[Frame] = [] if children is None else children
         self.events: list[LineEvent] = [] if events is None else events
@@ -71,7 +73,7 @@ class Frame:
 
     @parent.setter
     def parent(self, frame: Frame | None) -> None:
-        self._parent = None if frame is None else weakref.ref(frame)
+        self._parent = None if frame is None else _link(frame)
 
     @property
     def function_name(self) -> str:
@@ -281,7 +283,7 @@ class _Builder:
                           "parent (treated as a root)", "parent_correlation_id")
                 roots.append(frame)
             else:
-                frame.parent = parent
+                frame._parent = _link(parent)
                 parent.children.append(frame)  # frames are in line order, so children are too
         return roots
 

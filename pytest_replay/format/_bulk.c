@@ -5,8 +5,9 @@
  * grammar (as orjson holds it: strict UTF-8, no lone surrogates, no NaN or
  * infinity, nesting bounded), checks the types of the top-level fields the
  * format names, and copies out the few fields the model reads (type, ids,
- * timestamp, error flag) into a LineEvent that keeps the line's bytes; the
- * event is decoded by orjson on first use.
+ * timestamp, error flag) into a LineEvent that keeps where the line starts in
+ * the chunk the reader read (no copy of the line is made); the event is decoded
+ * by orjson on first use.
  *
  * It accepts a block only when it is sure the Python reader would accept every
  * line the same way. Anything else makes it answer None and the Python reader
@@ -35,10 +36,13 @@
 #endif
 
 /* Bumped whenever what bulk.py and this module expect of each other changes. */
-#define INTERFACE 1
+#define INTERFACE 2
 
 #define MAX_DEPTH 1000 /* orjson's limit is 1024: deeper lines go to Python, which says so */
 #define MAX_FIELDS 64
+/* A LineEvent: line, kind, correlation_id, parent_id, timestamp_ns, error, source,
+ * decoded, start (line_event.py). */
+#define LINE_EVENT_ITEMS 9
 #define MAX_NAME 40
 
 /* Value types, as bits of a field's allowed mask (configure() hands the masks over). */
@@ -639,8 +643,8 @@ id_of(const Copied *field, PyObject *ids, LastId *last)
 }
 
 static PyObject *
-make_event(PyObject *line, Py_ssize_t number, Copied *copied, PyObject *kinds,
-           PyObject *versions, PyObject *ids, PyObject *decoded, LastId *last_id,
+make_event(PyObject *data, Py_ssize_t offset, Py_ssize_t number, Copied *copied,
+           PyObject *kinds, PyObject *versions, PyObject *ids, PyObject *decoded, LastId *last_id,
            LastId *last_parent)
 {
     int passes = version_passes(&copied[F_VERSION], versions);
@@ -651,12 +655,12 @@ make_event(PyObject *line, Py_ssize_t number, Copied *copied, PyObject *kinds,
     if (kind == NULL) {
         return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
     }
-    PyObject *event = g_line_event->tp_alloc(g_line_event, 8);
+    PyObject *event = g_line_event->tp_alloc(g_line_event, LINE_EVENT_ITEMS);
     if (event == NULL) {
         Py_DECREF(kind);
         return NULL;
     }
-    PyObject *items[8];
+    PyObject *items[LINE_EVENT_ITEMS];
     items[0] = PyLong_FromSsize_t(number);
     items[1] = kind;
     items[2] = id_of(&copied[F_CORRELATION_ID], ids, last_id);
@@ -666,10 +670,11 @@ make_event(PyObject *line, Py_ssize_t number, Copied *copied, PyObject *kinds,
     items[5] = copied[F_ERROR].type == J_BOOL
                    ? Py_NewRef(copied[F_ERROR].magnitude ? Py_True : Py_False)
                    : Py_NewRef(Py_None);
-    items[6] = Py_NewRef(line);
+    items[6] = Py_NewRef(data);
     items[7] = Py_NewRef(decoded);
+    items[8] = PyLong_FromSsize_t(offset);
     int failed = 0;
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < LINE_EVENT_ITEMS; i++) {
         if (items[i] == NULL) {
             failed = 1;
             items[i] = Py_NewRef(Py_None);
@@ -686,57 +691,72 @@ make_event(PyObject *line, Py_ssize_t number, Copied *copied, PyObject *kinds,
 /* ------------------------------------------------------------------------------------ */
 /* The module's functions. */
 
-PyDoc_STRVAR(block_doc,
-"block(lines, first, kinds, versions, ids, decoded) -> list[LineEvent] | None\n\n"
-"The LineEvents of ``lines`` (numbered from ``first``), keeping their bytes and\n"
-"``decoded``, or None when any line needs the Python reader's look.");
+PyDoc_STRVAR(region_doc,
+"region(data, start, stop, first, kinds, versions, ids, decoded) -> list[LineEvent] | None\n\n"
+"The LineEvents of the lines of ``data[start:stop]`` (split at each newline,\n"
+"numbered from ``first``), each keeping ``data``, where its line starts and\n"
+"``decoded``; or None when any line needs the Python reader's look.");
 
 static PyObject *
-bulk_block(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+bulk_region(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "block() takes 6 arguments");
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "region() takes 8 arguments");
         return NULL;
     }
-    PyObject *lines = args[0];
-    Py_ssize_t first = PyLong_AsSsize_t(args[1]);
-    PyObject *kinds = args[2], *versions = args[3], *ids = args[4], *decoded = args[5];
-    if (first == -1 && PyErr_Occurred()) {
+    PyObject *data = args[0];
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t stop = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t first = PyLong_AsSsize_t(args[3]);
+    PyObject *kinds = args[4], *versions = args[5], *ids = args[6], *decoded = args[7];
+    if (PyErr_Occurred()) {
         return NULL;
     }
     if (!g_configured) {
         PyErr_SetString(PyExc_RuntimeError, "configure() was not called");
         return NULL;
     }
-    if (!PyList_CheckExact(lines) || !PyAnySet_Check(kinds) || !PyAnySet_Check(versions)
+    if (!PyBytes_CheckExact(data) || !PyAnySet_Check(kinds) || !PyAnySet_Check(versions)
         || !PyDict_CheckExact(ids)) {
-        PyErr_SetString(PyExc_TypeError, "block() takes a list, two sets and a dict");
+        PyErr_SetString(PyExc_TypeError, "region() takes bytes, two sets and a dict");
         return NULL;
     }
-    Py_ssize_t count = PyList_GET_SIZE(lines);
-    PyObject *events = PyList_New(count);
+    if (start < 0 || stop < start || stop > PyBytes_GET_SIZE(data)) {
+        PyErr_SetString(PyExc_ValueError, "region() needs 0 <= start <= stop <= len(data)");
+        return NULL;
+    }
+    PyObject *events = PyList_New(0);
     if (events == NULL) {
         return NULL;
     }
+    const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(data);
+    const unsigned char *p = base + start, *end = base + stop;
     LastId last_id = {NULL, 0, NULL}, last_parent = {NULL, 0, NULL};
     Copied copied[F_COPIED];
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *line = PyList_GET_ITEM(lines, i);
-        if (!PyBytes_CheckExact(line)
-            || scan_line((const unsigned char *)PyBytes_AS_STRING(line),
-                         PyBytes_GET_SIZE(line), copied) < 0) {
+    for (Py_ssize_t number = first;; number++) {
+        const unsigned char *newline = memchr(p, '\n', (size_t)(end - p));
+        const unsigned char *line_end = newline != NULL ? newline : end;
+        if (scan_line(p, line_end - p, copied) < 0) {
             Py_DECREF(events);
             Py_RETURN_NONE;
         }
-        PyObject *event = make_event(line, first + i, copied, kinds, versions, ids, decoded,
-                                     &last_id, &last_parent);
+        PyObject *event = make_event(data, p - base, number, copied, kinds, versions, ids,
+                                     decoded, &last_id, &last_parent);
         if (event == NULL || event == Py_None) {
             Py_DECREF(events);
             return event;
         }
-        PyList_SET_ITEM(events, i, event);
+        int appended = PyList_Append(events, event);
+        Py_DECREF(event);
+        if (appended < 0) {
+            Py_DECREF(events);
+            return NULL;
+        }
+        if (newline == NULL) {
+            return events;
+        }
+        p = newline + 1;
     }
-    return events;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -1161,7 +1181,7 @@ bulk_configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyMethodDef bulk_methods[] = {
-    {"block", (PyCFunction)(void (*)(void))bulk_block, METH_FASTCALL, block_doc},
+    {"region", (PyCFunction)(void (*)(void))bulk_region, METH_FASTCALL, region_doc},
     {"tree", (PyCFunction)(void (*)(void))bulk_tree, METH_FASTCALL, tree_doc},
     {"configure_model", (PyCFunction)(void (*)(void))bulk_configure_model, METH_FASTCALL,
      configure_model_doc},

@@ -45,13 +45,13 @@ _new = tuple.__new__
 
 PURE_PYTHON_ENV: Final = "TELEMETRY_REPLAY_PURE_PYTHON"
 """Set (not ``0``) to run the pure-Python reader and capture, to compare or rule C out."""
-_INTERFACE: Final = 1
+_INTERFACE: Final = 2
 """The contract with ``_bulk.c`` this module expects (its ``INTERFACE``)."""
 _TYPE_BITS: Final = {str: 1, int: 2, float: 4, bool: 8, type(None): 16, dict: 32, list: 64}
 """A JSON-decoded type as the C module's mask bit."""
 
-NativeBlock = Callable[
-    [list[bytes], int, set[str], set["int | None"], dict[Any, Any], dict[int, Event]],
+NativeRegion = Callable[
+    [bytes, int, int, int, set[str], set["int | None"], dict[Any, Any], dict[int, Event]],
     "list[LineEvent] | None",
 ]
 NativeTree = Callable[[list[Any], str, str, str], "tuple[Any, Any, Any, bool | None] | None"]
@@ -76,8 +76,8 @@ def _load_native() -> tuple[Any, str]:
 
 
 _NATIVE, WHY_PYTHON = _load_native()
-NATIVE_BLOCK: NativeBlock | None = None if _NATIVE is None else _NATIVE.block
-"""The C block reader, or None (see WHY_PYTHON)."""
+NATIVE_REGION: NativeRegion | None = None if _NATIVE is None else _NATIVE.region
+"""The C reader of a region of a chunk, or None (see WHY_PYTHON)."""
 
 
 def native_tree(frame_type: type[Any], root_type: type[Any]) -> NativeTree | None:
@@ -94,7 +94,7 @@ def native_tree(frame_type: type[Any], root_type: type[Any]) -> NativeTree | Non
 
 def implementation() -> str:
     """What reads blocks of trace lines in this process, for benchmarks and bug reports."""
-    return "C bulk reader" if NATIVE_BLOCK is not None else f"Python ({WHY_PYTHON})"
+    return "C bulk reader" if NATIVE_REGION is not None else f"Python ({WHY_PYTHON})"
 
 
 @final
@@ -121,10 +121,6 @@ def block_events(
     use; without, they keep the decoded dicts (for consumers that read every
     event right away).
     """
-    if decoded is not None and NATIVE_BLOCK is not None:
-        made = NATIVE_BLOCK(lines, first, seen.kinds, seen.versions, seen.ids, decoded)
-        if made is not None:
-            return made
     try:
         events: list[dict[str, Any]] = list(map(_loads, lines))
         types: list[Any] = list(map(_get, events, repeat("event_type")))  # TypeError: no object
@@ -150,5 +146,6 @@ def block_events(
         map(_get, events, repeat("error")),
         events if decoded is None else lines,
         repeat(decoded),
+        repeat(None),
     )
     return list(map(_new, repeat(LineEvent), columns))

@@ -1,8 +1,9 @@
 """One event of a trace, with its line, decoded only when someone asks for it.
 
 The reader checks every line in full, then keeps the bytes of the lines it
-checked in bulk and copies out only the few fields the model reads (type,
-ids, timestamp, error flag). Decoding again on first use of ``.event`` costs
+checked in bulk (the C reader: the chunk they were read in, and where each
+line starts) and copies out only the few fields the model reads (type, ids,
+timestamp, error flag). Decoding again on first use of ``.event`` costs
 one parse; keeping 200,000 decoded events costs more (their allocation and
 the collector walking them) and more than twice the memory.
 """
@@ -32,9 +33,12 @@ class _Fields(NamedTuple):
     error: Any
     """The ``error`` field as written (``true`` on an exit that raised), None when absent."""
     source: bytes | Event
-    """The event, or the line's bytes until it is decoded."""
+    """The event, or the bytes holding its line until it is decoded."""
     decoded: dict[int, Event] | None
     """Where events decoded from bytes are kept (by line), shared by one read."""
+    start: int | None
+    """Where the line starts in ``source`` when that is a whole chunk of the file (the
+    line runs to the next newline); None when ``source`` is the line or the event."""
 
 
 class LineEvent(_Fields):
@@ -54,7 +58,7 @@ class LineEvent(_Fields):
         get = event.get
         return tuple.__new__(cls, (
             line, get("event_type"), get("correlation_id"), get("parent_correlation_id"),
-            get("timestamp_ns"), get("error"), event, None,
+            get("timestamp_ns"), get("error"), event, None, None,
         ))
 
     @property
@@ -67,6 +71,10 @@ class LineEvent(_Fields):
         assert decoded is not None and isinstance(source, bytes)
         event = decoded.get(self.line)
         if event is None:
+            start = self.start
+            if start is not None:
+                end = source.find(b"\n", start)
+                source = source[start:] if end < 0 else source[start:end]
             event = decoded[self.line] = decode_accepted(source)
         return event
 

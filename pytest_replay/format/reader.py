@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any, Final, cast
 
 from pytest_replay.format import lines as _lines
-from pytest_replay.format.bulk import Seen, block_events
+from pytest_replay.format.bulk import NATIVE_REGION, Seen, block_events
 from pytest_replay.format.events import FORMAT_VERSION, Event
 from pytest_replay.format.line_event import LineEvent
 from pytest_replay.format.lines import (
@@ -152,6 +152,8 @@ class _Scan:
         self.decoded = decoded
         self.seen = Seen()
         self.parse = LineParser(self.seen.shapes)
+        self.pending: list[TraceProblem] = []
+        """Problems found by :meth:`region`, to be yielded in file order."""
 
     def block(self, lines: list[bytes], first: int, bulk: bool = True
               ) -> Iterator[TraceProblem]:
@@ -163,6 +165,24 @@ class _Scan:
                 return
         for number, line in enumerate(lines, first):
             yield from self.line(line, number, complete=True)
+
+    def region(self, data: bytes, start: int, stop: int, first: int) -> int:
+        """Keep the events of the lines of ``data[start:stop]`` (numbered from ``first``);
+        return how many lines that was. Problems go to ``self.pending``.
+
+        The C reader takes the region where it can (the events then keep ``data``
+        itself, no copy of each line); else it is split and read as a block.
+        """
+        assert NATIVE_REGION is not None and self.decoded is not None
+        seen = self.seen
+        made = NATIVE_REGION(data, start, stop, first, seen.kinds, seen.versions, seen.ids,
+                             self.decoded)
+        if made is not None:
+            self.events += made
+            return len(made)  # every line is an event: C declines blank ones
+        lines = data[start:stop].split(b"\n")
+        self.pending += self.block(lines, first)
+        return len(lines)
 
     def line(self, raw: bytes, number: int, complete: bool) -> Iterator[TraceProblem]:
         """Keep the event of one line, or yield what is wrong with it.
@@ -217,8 +237,39 @@ def _scan(stream: IO[bytes], name: str, events: list[LineEvent],
     held = 0  # its length so far
     skipping = False  # inside a line over the cap, which is dropped as it comes
     number = 0  # lines finished so far
+    native = NATIVE_REGION is not None and decoded is not None
     try:
         while chunk := read(_CHUNK):
+            if native and not skipping and held + len(chunk) <= cap:
+                # The C reader's way: the complete lines stay in the chunk they came in.
+                end = chunk.rfind(b"\n")
+                if end < 0:
+                    pieces.append(chunk)
+                    held += len(chunk)
+                    continue
+                start = 0
+                if pieces:  # the line begun in earlier chunks ends here
+                    start = chunk.find(b"\n") + 1
+                    pieces.append(chunk[: start - 1])
+                    head = b"".join(pieces)
+                    pieces.clear()
+                    if number == 0 and head.startswith(_BOM):
+                        head = head[len(_BOM) :]
+                    number += scan.region(head, 0, len(head), number + 1)
+                elif number == 0 and chunk.startswith(_BOM):
+                    start = len(_BOM)
+                if start <= end:
+                    number += scan.region(chunk, start, end, number + 1)
+                if scan.pending:
+                    yield from scan.pending
+                    scan.pending.clear()
+                held = 0
+                yield None
+                tail = chunk[end + 1 :]
+                if tail:
+                    pieces.append(tail)
+                    held = len(tail)
+                continue
             if skipping:
                 end = chunk.find(b"\n")
                 if end < 0:

@@ -22,14 +22,14 @@ import orjson
 import pytest
 
 from pytest_replay import model
-from pytest_replay.format import bulk
+from pytest_replay.format import bulk, reader
 from pytest_replay.format.bulk import Seen
 from pytest_replay.format.lines import TraceFormatError, parse_line
 from pytest_replay.format.reader import ReadResult, read_stream
 from pytest_replay.model import Frame, Trace, build_trace
 
 pytestmark = pytest.mark.skipif(
-    bulk.NATIVE_BLOCK is None, reason=f"the C bulk reader is not in use: {bulk.WHY_PYTHON}")
+    bulk.NATIVE_REGION is None, reason=f"the C bulk reader is not in use: {bulk.WHY_PYTHON}")
 
 KINDS = ("function_entry", "function_exit", "variable_change", "context", "error", "db_call")
 
@@ -40,7 +40,7 @@ def read(data: bytes) -> ReadResult:
 
 def read_python(data: bytes, monkeypatch: pytest.MonkeyPatch) -> ReadResult:
     with monkeypatch.context() as patch:
-        patch.setattr(bulk, "NATIVE_BLOCK", None)
+        patch.setattr(reader, "NATIVE_REGION", None)
         return read(data)
 
 
@@ -53,10 +53,15 @@ def problems(result: ReadResult) -> list[str]:
     return [str(problem) for problem in result.problems]
 
 
+def native(data: bytes, first: int, seen: Seen) -> list[Any] | None:
+    """The C reader over all of ``data``, lines numbered from ``first``."""
+    assert bulk.NATIVE_REGION is not None
+    return bulk.NATIVE_REGION(data, 0, len(data), first, seen.kinds, seen.versions, seen.ids,
+                              {})
+
+
 def accepted_by_c(line: bytes) -> list[Any] | None:
-    seen = Seen()
-    assert bulk.NATIVE_BLOCK is not None
-    return bulk.NATIVE_BLOCK([line], 1, seen.kinds, seen.versions, seen.ids, {})
+    return native(line, 1, Seen())
 
 
 def accepted_by_python(line: bytes) -> dict[str, Any] | None:
@@ -175,9 +180,8 @@ def test_whatever_it_declines_the_reader_still_judges_the_same(
 def test_the_same_id_is_one_object_across_events() -> None:
     line = b'{"event_type":"context","correlation_id":"req-1","parent_correlation_id":"req-0"}'
     seen = Seen()
-    assert bulk.NATIVE_BLOCK is not None
-    first = bulk.NATIVE_BLOCK([line, line], 1, seen.kinds, seen.versions, seen.ids, {})
-    second = bulk.NATIVE_BLOCK([line], 3, seen.kinds, seen.versions, seen.ids, {})
+    first = native(line + b"\n" + line, 1, seen)
+    second = native(line, 3, seen)
     assert first is not None and second is not None
     assert first[0].correlation_id is first[1].correlation_id is second[0].correlation_id
     assert [item.line for item in (*first, *second)] == [1, 2, 3]
@@ -188,8 +192,7 @@ def test_a_type_warned_about_once_passes_in_bulk_after() -> None:
     seen.kinds.add("custom_metric")
     seen.versions.add(3)
     line = b'{"event_type":"custom_metric","v":3}'
-    assert bulk.NATIVE_BLOCK is not None
-    made = bulk.NATIVE_BLOCK([line], 1, seen.kinds, seen.versions, seen.ids, {})
+    made = native(line, 1, seen)
     assert made is not None and made[0].kind == "custom_metric"
     assert accepted_by_c(line) is None  # not before the warning
 
@@ -412,3 +415,43 @@ def test_a_dropped_trace_is_freed_at_once_not_by_the_collector() -> None:
     finally:
         if was_enabled:
             gc.enable()
+
+
+# -- chunk edges -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 333, 4096])
+@pytest.mark.parametrize("variant", ["plain", "bom", "crlf", "blank lines", "bad line",
+                                     "cut short"])
+def test_lines_across_chunk_edges_read_the_same_either_way(
+        chunk: int, variant: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = TRACES["plain"] + TRACES["orphans"]
+    if variant == "bom":
+        data = b"\xef\xbb\xbf" + data
+    elif variant == "crlf":
+        data = data.replace(b"\n", b"\r\n")
+    elif variant == "blank lines":
+        data = data.replace(b"}\n{", b"}\n\n \n{", 5)
+    elif variant == "bad line":
+        data = data.replace(b'"variable_name":"x"', b'"variable_name":7', 3)
+    elif variant == "cut short":
+        data = data + b'{"event_type":"context","corr'
+    monkeypatch.setattr(reader, "_CHUNK", chunk)
+    native_read, python_read = read(data), read_python(data, monkeypatch)
+    assert fields(native_read) == fields(python_read)
+    assert problems(native_read) == problems(python_read)
+    assert native_read.cut_short == python_read.cut_short
+    assert len(native_read.events) >= 120
+
+
+def test_a_lowered_line_cap_is_kept_either_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_replay.format import lines as line_rules
+
+    long_line = _line(event_type="context", correlation_id="req1", context={"x": "y" * 500})
+    data = TRACES["plain"] + long_line + TRACES["orphans"]
+    monkeypatch.setattr(line_rules, "MAX_LINE_BYTES", 300)
+    monkeypatch.setattr(reader, "_CHUNK", 256)
+    native_read, python_read = read(data), read_python(data, monkeypatch)
+    assert problems(native_read) == problems(python_read)
+    assert any("longer than the 300-byte cap" in text for text in problems(native_read))
+    assert fields(native_read) == fields(python_read)
