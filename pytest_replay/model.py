@@ -27,7 +27,6 @@ from pytest_replay.format.reader import (
     read_trace,
 )
 
-
 _link = weakref.ref
 
 

@@ -35,9 +35,9 @@ from typing import Any
 
 import orjson
 
-from pytest_replay.format.bulk import implementation
+from pytest_replay.format.bulk import NATIVE_REGION, implementation
 from pytest_replay.format.lines import KnownShapes
-from pytest_replay.format.reader import NATIVE_REGION, paused_gc, read_trace
+from pytest_replay.format.reader import paused_gc, read_trace
 from pytest_replay.model import build_trace
 
 START_NS = 1_698_765_432_123_456_789
