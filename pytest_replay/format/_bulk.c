@@ -270,11 +270,11 @@ scan_number(Cursor *c, int *type, uint64_t *magnitude, int *negative)
     }
     else if (*p >= '1' && *p <= '9') {
         while (p < end && *p >= '0' && *p <= '9') {
-            value = value * 10 + (uint64_t)(*p - '0');
-            p++;
-            if (p - digits > 19) {
+            if (p - digits == 19) {
                 return -1; /* past 64 bits maybe: the reader reads these exactly */
             }
+            value = value * 10 + (uint64_t)(*p - '0'); /* 19 digits at most: no wrap */
+            p++;
         }
     }
     else {
@@ -614,7 +614,8 @@ version_passes(const Copied *field, PyObject *versions)
 typedef struct {
     const unsigned char *start;
     Py_ssize_t length;
-    PyObject *object; /* borrowed from ids */
+    PyObject *object; /* borrowed: the event made with it (in the list being built) holds it,
+                       * whatever a lookup in the caller's sets or dict does to ``ids`` */
 } LastId;
 
 static PyObject *
@@ -660,25 +661,23 @@ make_event(PyObject *data, Py_ssize_t offset, Py_ssize_t number, Copied *copied,
         Py_DECREF(kind);
         return NULL;
     }
-    PyObject *items[LINE_EVENT_ITEMS];
-    items[0] = PyLong_FromSsize_t(number);
+    /* Each item made only while none has failed: no call with an exception pending. Those
+     * not made stay NULL, which the tuple's dealloc skips. */
+    PyObject *items[LINE_EVENT_ITEMS] = {NULL};
     items[1] = kind;
-    items[2] = id_of(&copied[F_CORRELATION_ID], ids, last_id);
-    items[3] = id_of(&copied[F_PARENT_ID], ids, last_parent);
-    items[4] = copied[F_TIMESTAMP].type == J_INT ? integer_of(&copied[F_TIMESTAMP])
-                                                 : Py_NewRef(Py_None);
+    items[6] = Py_NewRef(data);
+    items[7] = Py_NewRef(decoded);
+    int failed = (items[0] = PyLong_FromSsize_t(number)) == NULL
+                 || (items[2] = id_of(&copied[F_CORRELATION_ID], ids, last_id)) == NULL
+                 || (items[3] = id_of(&copied[F_PARENT_ID], ids, last_parent)) == NULL
+                 || (items[4] = copied[F_TIMESTAMP].type == J_INT
+                                    ? integer_of(&copied[F_TIMESTAMP])
+                                    : Py_NewRef(Py_None)) == NULL
+                 || (items[8] = PyLong_FromSsize_t(offset)) == NULL;
     items[5] = copied[F_ERROR].type == J_BOOL
                    ? Py_NewRef(copied[F_ERROR].magnitude ? Py_True : Py_False)
                    : Py_NewRef(Py_None);
-    items[6] = Py_NewRef(data);
-    items[7] = Py_NewRef(decoded);
-    items[8] = PyLong_FromSsize_t(offset);
-    int failed = 0;
     for (int i = 0; i < LINE_EVENT_ITEMS; i++) {
-        if (items[i] == NULL) {
-            failed = 1;
-            items[i] = Py_NewRef(Py_None);
-        }
         PyTuple_SET_ITEM(event, i, items[i]);
     }
     if (failed) {
@@ -700,16 +699,21 @@ PyDoc_STRVAR(region_doc,
 static PyObject *
 bulk_region(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
+    (void)module;
     if (nargs != 8) {
         PyErr_SetString(PyExc_TypeError, "region() takes 8 arguments");
         return NULL;
     }
     PyObject *data = args[0];
-    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
-    Py_ssize_t stop = PyLong_AsSsize_t(args[2]);
-    Py_ssize_t first = PyLong_AsSsize_t(args[3]);
     PyObject *kinds = args[4], *versions = args[5], *ids = args[6], *decoded = args[7];
-    if (PyErr_Occurred()) {
+    Py_ssize_t start, stop, first;
+    if ((start = PyLong_AsSsize_t(args[1])) == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if ((stop = PyLong_AsSsize_t(args[2])) == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if ((first = PyLong_AsSsize_t(args[3])) == -1 && PyErr_Occurred()) {
         return NULL;
     }
     if (!g_configured) {
@@ -737,26 +741,27 @@ bulk_region(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         const unsigned char *newline = memchr(p, '\n', (size_t)(end - p));
         const unsigned char *line_end = newline != NULL ? newline : end;
         if (scan_line(p, line_end - p, copied) < 0) {
-            Py_DECREF(events);
-            Py_RETURN_NONE;
+            Py_SETREF(events, Py_NewRef(Py_None));
+            break;
         }
         PyObject *event = make_event(data, p - base, number, copied, kinds, versions, ids,
                                      decoded, &last_id, &last_parent);
         if (event == NULL || event == Py_None) {
-            Py_DECREF(events);
-            return event;
+            Py_SETREF(events, event);
+            break;
         }
         int appended = PyList_Append(events, event);
         Py_DECREF(event);
         if (appended < 0) {
-            Py_DECREF(events);
-            return NULL;
+            Py_CLEAR(events);
+            break;
         }
         if (newline == NULL) {
-            return events;
+            break;
         }
         p = newline + 1;
     }
+    return events;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -819,10 +824,13 @@ build_frames(PyObject *events, PyObject *entry_kind, PyObject *frames, PyObject 
     if (order == NULL) {
         return -1;
     }
-    int done = 1;
+    /* Exactly LineEvents: their items are what the Python builder reads as attributes
+     * (a plain tuple has none, a subclass may answer otherwise). */
+    PyTypeObject *line_event = g_line_event;
+    int done = line_event != NULL ? 1 : 0;
     for (Py_ssize_t i = 0; i < count && done > 0; i++) {
         PyObject *item = PyList_GET_ITEM(events, i);
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) < 4
+        if (!Py_IS_TYPE(item, line_event) || PyTuple_GET_SIZE(item) != LINE_EVENT_ITEMS
             || !PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 1))) {
             done = 0; /* made by hand */
             break;
@@ -907,8 +915,8 @@ build_frames(PyObject *events, PyObject *entry_kind, PyObject *frames, PyObject 
  * *ordered: 1 when every timestamp is an integer and none is below the one before,
  * 0 when some is below, -1 when some is no integer that fits 64 bits (Python judges). */
 static int
-place_events(PyObject *events, PyObject *entry_kind, PyObject *exit_kind, PyObject *frames,
-             PyObject *trees, PyObject *orphans, int *ordered)
+place_events(PyObject *events, PyObject *entry_kind, PyObject *exit_kind, PyObject *trees,
+             PyObject *orphans, int *ordered)
 {
     Py_ssize_t count = PyList_GET_SIZE(events);
     long long previous = LLONG_MIN;
@@ -918,11 +926,11 @@ place_events(PyObject *events, PyObject *entry_kind, PyObject *exit_kind, PyObje
         PyObject *item = PyList_GET_ITEM(events, i);
         PyObject *cid = PyTuple_GET_ITEM(item, 2);
         if (*ordered > 0) {
-            PyObject *stamp = PyTuple_GET_SIZE(item) > 4 ? PyTuple_GET_ITEM(item, 4) : NULL;
+            PyObject *stamp = PyTuple_GET_ITEM(item, 4); /* a LineEvent (build_frames) */
             int overflow = 0;
-            long long value = stamp != NULL && PyLong_CheckExact(stamp)
+            long long value = PyLong_CheckExact(stamp)
                                   ? PyLong_AsLongLongAndOverflow(stamp, &overflow) : 0;
-            if (stamp == NULL || !PyLong_CheckExact(stamp) || overflow) {
+            if (!PyLong_CheckExact(stamp) || overflow) {
                 *ordered = -1;
             }
             else if (value < previous) {
@@ -999,6 +1007,7 @@ make_roots(PyObject *frames, PyObject *per_root, PyObject *path)
 static PyObject *
 bulk_tree(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
+    (void)module;
     if (nargs != 4 || !PyList_CheckExact(args[0]) || !PyUnicode_CheckExact(args[1])
         || !PyUnicode_CheckExact(args[2])) {
         PyErr_SetString(PyExc_TypeError, "tree(list, str, str, path)");
@@ -1015,7 +1024,7 @@ bulk_tree(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         int ordered = 0;
         int done = build_frames(args[0], args[1], frames, trees, roots, per_root);
         if (done > 0) {
-            done = place_events(args[0], args[1], args[2], frames, trees, orphans, &ordered);
+            done = place_events(args[0], args[1], args[2], trees, orphans, &ordered);
         }
         if (done > 0) {
             Py_SETREF(roots, make_roots(roots, per_root, args[3]));
@@ -1067,6 +1076,7 @@ slot_offsets(PyTypeObject *type, const char *const *names, int count, Py_ssize_t
 static PyObject *
 bulk_configure_model(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
+    (void)module;
     if (nargs != 2 || !PyType_Check(args[0]) || !PyType_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "configure_model(type, type)");
         return NULL;
@@ -1088,6 +1098,21 @@ bulk_configure_model(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* A field's mask of allowed value types; -1 (error set) unless it is one. */
+static int
+mask_of(PyObject *mask)
+{
+    long value = PyLong_AsLong(mask);
+    if (value == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (value <= 0 || value > (J_STR | J_INT | J_FLOAT | J_BOOL | J_NULL | J_OBJ | J_ARR)) {
+        PyErr_SetString(PyExc_ValueError, "a field's mask must name some JSON types");
+        return -1;
+    }
+    return (int)value;
+}
+
 PyDoc_STRVAR(configure_doc,
 "configure(fields, kinds, line_event) -> None\n\n"
 "Hand over, once, the checked fields (name -> mask of allowed types), the known\n"
@@ -1096,6 +1121,7 @@ PyDoc_STRVAR(configure_doc,
 static PyObject *
 bulk_configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
+    (void)module;
     if (nargs != 3 || !PyDict_Check(args[0]) || !PyTuple_Check(args[1])
         || !PyType_Check(args[2])) {
         PyErr_SetString(PyExc_TypeError, "configure(dict, tuple, type)");
@@ -1114,53 +1140,63 @@ bulk_configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     }
+    /* Every name an exact str and every mask an exact int, checked before anything else:
+     * then neither the walk over the dict nor a lookup in it can run Python code. */
+    PyObject *name, *mask;
+    Py_ssize_t position = 0;
+    while (PyDict_Next(args[0], &position, &name, &mask)) {
+        if (!PyUnicode_CheckExact(name) || !PyLong_CheckExact(mask)) {
+            PyErr_SetString(PyExc_TypeError, "fields must map str to int");
+            return NULL;
+        }
+    }
     Field fields[MAX_FIELDS];
     int count = 0;
     /* The copied fields first, at their fixed indexes; then every other checked one. */
-    for (int pass = 0; pass < 2; pass++) {
-        PyObject *name, *mask;
-        Py_ssize_t position = 0;
-        if (pass == 0) {
-            for (int i = 0; i < F_COPIED; i++) {
-                PyObject *found = PyDict_GetItemString(args[0], COPIED_NAMES[i]);
-                if (found == NULL) {
-                    PyErr_Format(PyExc_ValueError, "no type for %s", COPIED_NAMES[i]);
-                    return NULL;
-                }
-                strcpy(fields[count].name, COPIED_NAMES[i]);
-                fields[count].length = (Py_ssize_t)strlen(COPIED_NAMES[i]);
-                fields[count].allowed = (int)PyLong_AsLong(found);
-                count++;
+    for (int i = 0; i < F_COPIED; i++) {
+        PyObject *found = PyDict_GetItemString(args[0], COPIED_NAMES[i]);
+        if (found == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_Format(PyExc_ValueError, "no type for %s", COPIED_NAMES[i]);
             }
+            return NULL;
+        }
+        strcpy(fields[count].name, COPIED_NAMES[i]);
+        fields[count].length = (Py_ssize_t)strlen(COPIED_NAMES[i]);
+        if ((fields[count].allowed = mask_of(found)) < 0) {
+            return NULL;
+        }
+        count++;
+    }
+    position = 0;
+    while (PyDict_Next(args[0], &position, &name, &mask)) {
+        Py_ssize_t length;
+        const char *text = PyUnicode_AsUTF8AndSize(name, &length);
+        if (text == NULL) {
+            return NULL;
+        }
+        if (length <= 0 || length >= (Py_ssize_t)sizeof(fields[0].name)
+            || (Py_ssize_t)strlen(text) != length) {
+            PyErr_SetString(PyExc_ValueError, "field names must be short strings");
+            return NULL;
+        }
+        int copied_already = 0;
+        for (int i = 0; i < F_COPIED; i++) {
+            copied_already |= strcmp(text, COPIED_NAMES[i]) == 0;
+        }
+        if (copied_already) {
             continue;
         }
-        while (PyDict_Next(args[0], &position, &name, &mask)) {
-            Py_ssize_t length;
-            const char *text = PyUnicode_Check(name) ? PyUnicode_AsUTF8AndSize(name, &length)
-                                                      : NULL;
-            if (text == NULL || length <= 0 || length >= (Py_ssize_t)sizeof(fields[0].name)) {
-                PyErr_SetString(PyExc_ValueError, "field names must be short strings");
-                return NULL;
-            }
-            int copied_already = 0;
-            for (int i = 0; i < F_COPIED; i++) {
-                copied_already |= strcmp(text, COPIED_NAMES[i]) == 0;
-            }
-            if (copied_already) {
-                continue;
-            }
-            if (count == MAX_FIELDS) {
-                PyErr_SetString(PyExc_ValueError, "too many checked fields");
-                return NULL;
-            }
-            memcpy(fields[count].name, text, (size_t)length + 1);
-            fields[count].length = length;
-            fields[count].allowed = (int)PyLong_AsLong(mask);
-            count++;
+        if (count == MAX_FIELDS) {
+            PyErr_SetString(PyExc_ValueError, "too many checked fields");
+            return NULL;
         }
-    }
-    if (PyErr_Occurred()) {
-        return NULL;
+        memcpy(fields[count].name, text, (size_t)length + 1);
+        fields[count].length = length;
+        if ((fields[count].allowed = mask_of(mask)) < 0) {
+            return NULL;
+        }
+        count++;
     }
     memcpy(g_fields, fields, sizeof(fields));
     g_field_count = count;

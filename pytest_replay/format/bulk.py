@@ -71,7 +71,10 @@ def _load_native() -> tuple[Any, str]:
         return None, "the C bulk reader was built from another version: reinstall to rebuild it"
     masks = {name: sum(_TYPE_BITS[kind] for kind in spec[0])
              for name, spec in FIELD_TYPES.items()}
-    _bulk.configure(masks, tuple(sorted(_CANONICAL)), LineEvent)
+    try:
+        _bulk.configure(masks, tuple(sorted(_CANONICAL)), LineEvent)
+    except (TypeError, ValueError) as exc:  # a field table it cannot hold: Python reads
+        return None, f"the C bulk reader refused the field table: {exc}"
     return _bulk, ""
 
 

@@ -24,6 +24,7 @@ import pytest
 from pytest_replay import model
 from pytest_replay.format import bulk, reader
 from pytest_replay.format.bulk import Seen
+from pytest_replay.format.events import FIELD_TYPES
 from pytest_replay.format.lines import TraceFormatError, parse_line
 from pytest_replay.format.reader import ReadResult, read_stream
 from pytest_replay.model import Frame, Trace, build_trace
@@ -175,6 +176,27 @@ def test_whatever_it_declines_the_reader_still_judges_the_same(
     native, python = read(data), read_python(data, monkeypatch)
     assert fields(native) == fields(python)
     assert problems(native) == problems(python)
+
+
+def _depth(value: Any) -> int:
+    depth = 0
+    while type(value) is list:  # walked, not compared: == would recurse 999 levels deep
+        assert len(value) <= 1
+        depth, value = depth + 1, value[0] if value else None
+    return depth
+
+
+def test_the_deepest_line_it_takes_is_one_python_reads_too() -> None:
+    # A run of 20 digits sends the line to json, whose nesting the interpreter's recursion
+    # limit bounds (the C stack's, on 3.12 and later), not orjson's 1024 levels.
+    line = (b'{"event_type":"context","correlation_id":"12345678901234567890","deep":'
+            + b"[" * 999 + b"]" * 999 + b"}")
+    made, event = accepted_by_c(line), accepted_by_python(line)
+    assert made is not None and event is not None
+    (item,) = made
+    assert item.correlation_id == event["correlation_id"] == item.event["correlation_id"]
+    assert _depth(item.event["deep"]) == _depth(event["deep"]) == 999
+    assert accepted_by_c(line.replace(b"[]", b"[[]]")) is None  # one more level: declined
 
 
 def test_the_same_id_is_one_object_across_events() -> None:
@@ -400,6 +422,61 @@ def test_events_made_by_hand_are_modelled_by_python_the_same_way(
     result.events.append(type(result.events[0])(10_000, {"event_type": 7,
                                                           "correlation_id": "req1"}))
     assert shape(build_trace(result)) == shape(build_python(result, monkeypatch))
+
+
+def test_the_c_model_declines_what_is_no_line_event() -> None:
+    # The Python builder reads attributes: a plain tuple has none (it raises), and a
+    # subclass may answer otherwise than the tuple's items, which C reads.
+    events = read(TRACES["plain"]).events
+    native = model._NATIVE_TREE
+    assert native is not None
+    assert native(events, "function_entry", "function_exit", "t") is not None
+    assert native([tuple(item) for item in events], "function_entry", "function_exit",
+                  "t") is None
+
+
+class _SaysContext(reader.LineEvent):
+    __slots__ = ()
+
+    @property
+    def kind(self) -> Any:
+        return "context"
+
+
+def test_events_of_a_line_event_subclass_are_modelled_as_python_reads_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    result = read(TRACES["plain"])
+    result.events = [tuple.__new__(_SaysContext, item) for item in result.events]
+    trace = build_trace(result)
+    assert not trace.frames and len(trace.orphans) == len(result.events)
+    assert shape(trace) == shape(build_python(result, monkeypatch))
+
+
+def test_configure_runs_no_code_of_what_it_is_handed() -> None:
+    # configure() walks the dict it is handed: a mask that is no int would run Python code
+    # (its __index__) in the middle of that walk, which could change the dict under it and
+    # leave the fields after it unchecked.
+    called: list[str] = []
+    masks = {name: sum(bulk._TYPE_BITS[kind] for kind in spec[0])
+             for name, spec in FIELD_TYPES.items()}
+    handed: dict[str, Any] = dict(masks)
+
+    class Mask:
+        def __index__(self) -> int:
+            called.append("index")
+            handed.clear()
+            return masks["lineno"]
+
+    handed["lineno"] = Mask()
+    with pytest.raises(TypeError):
+        bulk._NATIVE.configure(handed, tuple(sorted(bulk._CANONICAL)), reader.LineEvent)
+    assert called == []
+    # the configuration in force is still the one bulk.py made
+    for line in GOOD:
+        assert accepted_by_c(line) is not None, line
+    for name, wrong in (("lineno", b'"3"'), ("context", b"[]"), ("truncated", b"1")):
+        assert accepted_by_c(b'{"event_type":"context","%s":%s}' % (name.encode(), wrong)) \
+            is None
 
 
 def test_a_dropped_trace_is_freed_at_once_not_by_the_collector() -> None:
