@@ -46,7 +46,7 @@
 
 /* Bumped whenever what traced.py and this module expect of each other changes: a build
  * left over from an older source is then refused at import (pure Python runs instead). */
-#define INTERFACE 2
+#define INTERFACE 3
 
 /* ------------------------------------------------------------------------------------ */
 /* What install() hands over once: the runtime and the Python pieces called back.        */
@@ -439,6 +439,109 @@ static PyTypeObject IdsType = {
     .tp_dealloc = (destructor)ids_dealloc,
     .tp_iter = PyObject_SelfIter,
     .tp_iternext = (iternextfunc)ids_next,
+};
+
+/* ------------------------------------------------------------------------------------ */
+/* LineQueue: BufferedSink.write in C (buffered.py's write is the reference).            */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *buffer;      /* the sink's queue (a list) */
+    Py_ssize_t soft_limit; /* below it, a line is appended and that is all */
+    PyObject *crowded;     /* the sink's _write_crowded, for everything else */
+} LineQueueObject;
+
+static PyObject *
+line_queue_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *buffer, *crowded;
+    Py_ssize_t soft_limit;
+    if (!PyArg_ParseTuple(args, "O!nO:LineQueue", &PyList_Type, &buffer, &soft_limit,
+                          &crowded)) {
+        return NULL;
+    }
+    LineQueueObject *self = (LineQueueObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->buffer = Py_NewRef(buffer);
+    self->soft_limit = soft_limit;
+    self->crowded = Py_NewRef(crowded);
+    return (PyObject *)self;
+}
+
+static int
+line_queue_traverse(LineQueueObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->buffer);
+    Py_VISIT(self->crowded);
+    return 0;
+}
+
+static int
+line_queue_clear(LineQueueObject *self)
+{
+    Py_CLEAR(self->buffer);
+    Py_CLEAR(self->crowded);
+    return 0;
+}
+
+static void
+line_queue_dealloc(LineQueueObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    line_queue_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+line_queue_write(LineQueueObject *self, PyObject *line)
+{
+    if (self->buffer != NULL && PyList_GET_SIZE(self->buffer) < self->soft_limit) {
+        if (PyList_Append(self->buffer, line) < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    if (self->crowded == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the line queue was cleared");
+        return NULL;
+    }
+    return PyObject_CallOneArg(self->crowded, line);
+}
+
+static PyObject *
+line_queue_point(LineQueueObject *self, PyObject *args)
+{
+    PyObject *buffer;
+    Py_ssize_t soft_limit;
+    if (!PyArg_ParseTuple(args, "O!n:point", &PyList_Type, &buffer, &soft_limit)) {
+        return NULL;
+    }
+    Py_XSETREF(self->buffer, Py_NewRef(buffer));
+    self->soft_limit = soft_limit;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef line_queue_methods[] = {
+    {"write", (PyCFunction)line_queue_write, METH_O,
+     "write(line): append below the soft limit, else hand the line to crowded(line)."},
+    {"point", (PyCFunction)line_queue_point, METH_VARARGS,
+     "point(buffer, soft_limit): the sink swapped its queue or changed its limit."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject LineQueueType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "pytest_replay.capture._speedups.LineQueue",
+    .tp_basicsize = sizeof(LineQueueObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "LineQueue(buffer, soft_limit, crowded): BufferedSink.write without Python.",
+    .tp_new = line_queue_new,
+    .tp_traverse = (traverseproc)line_queue_traverse,
+    .tp_clear = (inquiry)line_queue_clear,
+    .tp_dealloc = (destructor)line_queue_dealloc,
+    .tp_methods = line_queue_methods,
 };
 
 /* ------------------------------------------------------------------------------------ */
@@ -1646,7 +1749,7 @@ PyInit__speedups(void)
         return NULL;
     }
     if (PyType_Ready(&IdsType) < 0 || PyType_Ready(&PlanType) < 0
-        || PyType_Ready(&TracedType) < 0) {
+        || PyType_Ready(&TracedType) < 0 || PyType_Ready(&LineQueueType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
@@ -1655,6 +1758,7 @@ PyInit__speedups(void)
     }
     if (PyModule_AddObjectRef(module, "Ids", (PyObject *)&IdsType) < 0
         || PyModule_AddObjectRef(module, "TracedFunction", (PyObject *)&TracedType) < 0
+        || PyModule_AddObjectRef(module, "LineQueue", (PyObject *)&LineQueueType) < 0
         || PyModule_AddIntConstant(module, "INTERFACE", INTERFACE) < 0) {
         Py_DECREF(module);
         return NULL;

@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Final
 
 PURE_PYTHON_ENV: Final = "TELEMETRY_REPLAY_PURE_PYTHON"
-INTERFACE: Final = 2
+INTERFACE: Final = 3
 """The contract with ``_speedups.c`` this Python expects (its ``INTERFACE``)."""
 
 

@@ -25,8 +25,9 @@ import os
 import threading
 import time
 import weakref
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
+from pytest_replay.capture._speedups_loader import SPEEDUPS
 from pytest_replay.capture.stats import (
     BUFFER_FULL,
     RENDER_ERROR,
@@ -79,7 +80,14 @@ class BufferedSink:
         self._closed = False
         self._thread: threading.Thread
         self._inflight = 0
+        self._queue: Any = None
         self._start()
+        if SPEEDUPS is not None and type(self).write is BufferedSink.write:
+            # ``write`` in C: the same steps, without a Python frame per line. Its list and
+            # limit follow the sink's (see _point_queue).
+            self._queue = SPEEDUPS.LineQueue(self._buffer, self._soft_limit,
+                                             self._write_crowded)
+            self.write = self._queue.write  # type: ignore[method-assign]
         _LIVE.add(self)
 
     # -- the request path -------------------------------------------------------------
@@ -153,6 +161,7 @@ class BufferedSink:
             return
         self._closed = True
         self._soft_limit = -1  # every later write takes the counted "closed" path
+        self._point_queue()
         limit = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         self.flush(limit)
@@ -193,6 +202,7 @@ class BufferedSink:
         self._flush_requests = 0
         self._flush_answers = 0
         self._thread = threading.Thread(target=self._run, name=self._thread_name, daemon=True)
+        self._point_queue()
         if not self._closed:
             self._thread.start()
 
@@ -265,7 +275,13 @@ class BufferedSink:
         (``_delivered`` ignores an abandoned sink).
         """
         left, self._buffer = self._buffer, []
+        self._point_queue()
         return len(left) - left.count(_MARKER)
+
+    def _point_queue(self) -> None:
+        """Tell the C ``write`` (when in use) that the queue or its limit changed."""
+        if self._queue is not None:
+            self._queue.point(self._buffer, self._soft_limit)
 
     def _release_quietly(self) -> None:
         try:

@@ -203,3 +203,53 @@ def test_runtime_sink_can_be_swapped_directly(restore_capture: None) -> None:
     RUNTIME.sink = second
     square(2)
     assert (len(first.lines), len(second.lines)) == (2, 2)
+
+
+# -- the C write ---------------------------------------------------------------------------
+
+WRITE_SCENARIO = textwrap.dedent("""
+    import sys, threading
+    import pytest_replay as replay
+    from pytest_replay.capture._speedups_loader import SPEEDUPS
+
+    path = sys.argv[1]
+    sink = replay.FileSink(path, max_bytes=0, max_buffer=4, flush_interval=60)
+    hold = threading.Event()
+    original = sink._deliver
+    def slow(batch):
+        hold.wait(5)
+        original(batch)
+    sink._deliver = slow
+    for n in range(10):  # the writer is held once it has a batch: the buffer fills up
+        sink.write(b'{"event_type":"context","n":%d}\\n' % n)
+    hold.set()
+    assert sink.flush(5)
+    sink.close()
+    sink.write(b'{"event_type":"context","n":99}\\n')  # after close: counted, not written
+    stats = sink.snapshot()
+    print("C" if SPEEDUPS is not None else "Python", type(sink.write).__name__,
+          stats["written"], stats["dropped"], sorted(stats["dropped_by_reason"].items()))
+""")
+
+
+@pytest.mark.parametrize("pure", [False, True])
+def test_the_write_of_background_sinks_is_the_same_in_c_and_python(
+        tmp_path: Path, pure: bool) -> None:
+    import os
+
+    env = {**os.environ, "TELEMETRY_REPLAY_PURE_PYTHON": "1" if pure else "0"}
+    out = subprocess.run([sys.executable, "-c", WRITE_SCENARIO, str(tmp_path / "t.jsonl")],
+                         capture_output=True, text=True, env=env, timeout=60, check=True)
+    implementation, kind, written, dropped, reasons = out.stdout.split(" ", 4)
+    from pytest_replay.capture._speedups_loader import SPEEDUPS
+
+    if not pure and SPEEDUPS is not None:
+        assert (implementation, kind) == ("C", "builtin_function_or_method")
+    if pure:
+        assert (implementation, kind) == ("Python", "method")
+    # How many lines the writer took before it was held is up to the scheduler; what is
+    # not: every line is written or counted, once, and the late one is counted as closed.
+    assert int(written) + int(dropped) == 11 and int(written) >= 4
+    assert reasons.strip() == f"[('buffer_full', {int(dropped) - 1}), ('sink_closed', 1)]"
+    numbers = [orjson.loads(line)["n"] for line in (tmp_path / "t.jsonl").read_bytes().split()]
+    assert len(numbers) == int(written) and numbers == sorted(numbers) and 99 not in numbers
