@@ -9,7 +9,6 @@ from typing import Any, TypeVar, final
 
 from pytest_replay.capture.buffered import BufferedSink
 from pytest_replay.capture.clock import wall_ns
-from pytest_replay.capture.deferred import IMMUTABLE_SCALARS, Pending
 from pytest_replay.capture.ids import IDS
 from pytest_replay.capture.redact import DEFAULT_REDACTION, Redaction
 from pytest_replay.capture.runtime import (
@@ -206,47 +205,11 @@ def variable(name: str, value: Any) -> None:
     if not RUNTIME.active:
         return
     try:
-        if type(name) is str and type(value) in IMMUTABLE_SCALARS:
-            cid, trace_id = current_ids()
-            if cid is not None:  # nothing in it can change: encoded off the request
-                RUNTIME.emit_deferred(_Variable(name, value, cid, trace_id))
-            return
         encoded = RUNTIME.encode_named({name: value})[name]
         _emit_here({"event_type": ev.VARIABLE_CHANGE, "timestamp_ns": wall_ns(),
                     "variable_name": name, "value": encoded})
     except Exception as exc:
         RUNTIME.drop(f"variable {name!r}: {type(exc).__name__}: {exc}", UNENCODABLE)
-
-
-@final
-class _Variable(Pending):
-    """A ``variable_change`` whose value is an immutable scalar, encoded when built."""
-
-    __slots__ = ("correlation_id", "name", "timestamp_ns", "trace_id", "value")
-
-    def __init__(self, name: str, value: Any, correlation_id: str, trace_id: str | None
-                 ) -> None:
-        self.generation = RUNTIME.generation  # Pending's, inline
-        self.timestamp_ns = wall_ns()
-        self.name = name
-        self.value = value
-        self.correlation_id = correlation_id
-        self.trace_id = trace_id
-
-    @property
-    def failure(self) -> str:  # type: ignore[override]
-        """The drop reason's start, as :func:`variable` words it."""
-        return f"variable {self.name!r}"
-
-    def build(self) -> dict[str, Any]:
-        """The event, in the field order :func:`variable` writes."""
-        event = {"event_type": ev.VARIABLE_CHANGE, "timestamp_ns": self.timestamp_ns,
-                 "variable_name": self.name,
-                 "value": RUNTIME.encode_named({self.name: self.value})[self.name],
-                 "correlation_id": self.correlation_id}
-        if self.trace_id is not None and self.trace_id != self.correlation_id:
-            event["trace_id"] = self.trace_id
-        return event
 
 
 def loop(items: Iterable[T], name: str = "loop") -> Iterator[T]:

@@ -6,12 +6,6 @@ lock on the request path) and returns. A daemon thread wakes every
 batches to :meth:`BufferedSink._deliver`. When the buffer is full, or the
 destination fails, events are dropped and counted, never waited for.
 
-:meth:`BufferedSink.defer` queues a :class:`Deferred` item in a line's
-place: the raw facts of a call, which the writer thread turns into the line
-(built, redacted, encoded) when it drains, in queue order. The request only
-pays for keeping the facts. A failure to build one costs that event,
-counted, never the writer.
-
 ``flush`` and ``close`` wait at most ``timeout`` seconds: a destination that
 stalls for ever (a hung NFS mount, a pipe nobody reads) costs the events it
 holds, counted, and never the application's shutdown. Forked workers get a
@@ -25,12 +19,11 @@ import os
 import threading
 import time
 import weakref
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from pytest_replay.capture._speedups_loader import SPEEDUPS
 from pytest_replay.capture.stats import (
     BUFFER_FULL,
-    RENDER_ERROR,
     SINK_CLOSED,
     SINK_ERROR,
     STALLED,
@@ -40,21 +33,8 @@ from pytest_replay.capture.stats import (
 BATCH_LINES: Final = 4096
 """Most lines handed over in one delivery: one ``write(2)`` of about 1 MB for files,
 small enough that joining it reuses memory instead of faulting in fresh pages."""
-RENDER_BATCH: Final = 32
-"""The writer is woken every this many queued items once deferred ones are queued.
-
-Building holds the GIL: a backlog of a whole ``flush_interval`` (hundreds of
-events, milliseconds of work) would make request threads wait for the GIL in
-5 ms steps. Small batches are built while requests wait on their own I/O."""
 _MARKER: Final = b""
 """Queued by ``flush``: event lines are never empty, so an empty item is a flush request."""
-
-
-class Deferred(Protocol):
-    """An event kept as raw facts until the writer thread builds its line."""
-
-    def render(self, stats: SinkStats) -> bytes | None:
-        """The finished line; None when the event is dropped (counted on ``stats``)."""
 
 
 class BufferedSink:
@@ -100,19 +80,7 @@ class BufferedSink:
             return
         self._write_crowded(line)
 
-    def defer(self, item: Deferred) -> None:
-        """Queue ``item`` where its line goes; the writer builds the line. Like :meth:`write`."""
-        self._deferred = True
-        buffer = self._buffer
-        size = len(buffer)
-        if size < self._soft_limit:
-            buffer.append(item)
-            if not (size + 1) % RENDER_BATCH:
-                self._wake.set()
-            return
-        self._write_crowded(item)
-
-    def _write_crowded(self, line: bytes | Deferred) -> None:
+    def _write_crowded(self, line: bytes) -> None:
         if self._closed:
             self.stats.drop(1, "the sink is closed", SINK_CLOSED)
             return
@@ -190,8 +158,7 @@ class BufferedSink:
     # -- the writer thread ------------------------------------------------------------
 
     def _start(self) -> None:
-        self._buffer: list[bytes | Deferred] = []
-        self._deferred = False
+        self._buffer: list[bytes] = []
         self._soft_limit = -1 if self._closed else max(1, self.max_buffer // 2)
         self._wake = threading.Event()
         self._stopping = False
@@ -229,43 +196,19 @@ class BufferedSink:
             batch = buffer[:count]
             del buffer[:count]
             markers = batch.count(_MARKER)
-            self._inflight = len(batch) - markers
-            # With no marker and no deferred item ever queued, the batch is all lines.
-            lines: list[bytes] = (self._finished(batch) if markers or self._deferred
-                                  else batch)  # type: ignore[assignment]
-            if lines:
-                self._inflight = len(lines)
+            if markers:
+                batch = [line for line in batch if line]
+            if batch:
+                self._inflight = len(batch)
                 try:
-                    self._deliver(lines)
+                    self._deliver(batch)
                 except Exception as exc:  # a bug in a destination costs its batch, not the thread
-                    self._failed(len(lines), f"{type(exc).__name__}: {exc}", SINK_ERROR)
-            self._inflight = 0
+                    self._failed(len(batch), f"{type(exc).__name__}: {exc}", SINK_ERROR)
+                self._inflight = 0
             if markers:
                 with self._flushed:
                     self._flush_answers += markers
                     self._flushed.notify_all()
-
-    def _finished(self, batch: list[bytes | Deferred]) -> list[bytes]:
-        """The batch's lines: markers left out, deferred items built (in their places)."""
-        lines: list[bytes] = []
-        stats = self.stats
-        for item in batch:
-            render = None if type(item) is bytes else getattr(item, "render", None)
-            if render is None:
-                if item:
-                    lines.append(item)  # type: ignore[arg-type]
-                continue
-            if self._abandoned:  # close gave up on us: what is left is counted as in flight
-                break
-            try:
-                line = render(stats)
-            except Exception as exc:  # a capture bug costs its event, never the writer
-                stats.drop(1, f"cannot build a deferred event: {type(exc).__name__}: {exc}",
-                           RENDER_ERROR)
-                continue
-            if line is not None:
-                lines.append(line)
-        return lines
 
     def _sweep(self) -> int:
         """Empty the queue (after close); return how many lines were in it.
@@ -292,10 +235,7 @@ class BufferedSink:
     # -- what subclasses provide ------------------------------------------------------
 
     def _deliver(self, batch: list[bytes]) -> None:
-        """Send ``batch`` (complete lines, deferred ones built) on.
-
-        Report with :meth:`_delivered`/:meth:`_failed`.
-        """
+        """Send ``batch`` (complete lines) on; report with :meth:`_delivered`/:meth:`_failed`."""
         raise NotImplementedError
 
     def _release(self) -> None:

@@ -23,7 +23,6 @@ from typing import Any, Final, final
 import orjson
 
 from pytest_replay.capture.clock import wall_ns
-from pytest_replay.capture.deferred import IMMUTABLE_SCALARS, Pending
 from pytest_replay.capture.runtime import RUNTIME, current_ids
 from pytest_replay.capture.stats import UNENCODABLE
 from pytest_replay.format import events as ev
@@ -65,8 +64,10 @@ def ids_for(system: str) -> Ids | None:
     """``(correlation_id, trace_id)`` to record a ``system`` call under, or None (don't)."""
     if not RUNTIME.active or system not in SETTINGS.enabled:
         return None
-    ids = current_ids()
-    return None if ids[0] is None else ids  # type: ignore[return-value]
+    cid, trace_id = current_ids()
+    if cid is None:
+        return None
+    return cid, trace_id
 
 
 def capture_failed(exc: BaseException) -> None:
@@ -190,16 +191,6 @@ def _plain(values: Any) -> list[Any] | None:
 
 def encode_parameters(params: Any) -> Any:
     """The recorded (and matched) form of a statement's parameters."""
-    fresh = _fresh_parameters(params)
-    return RUNTIME.encode(params) if fresh is ABSENT else fresh
-
-
-def _fresh_parameters(params: Any) -> Any:
-    """The common shapes of parameters encoded into new containers of scalars, else ABSENT.
-
-    What this returns shares nothing with the application: the event can be
-    encoded later without a copy.
-    """
     if params is None:
         return None
     kind = type(params)
@@ -213,7 +204,7 @@ def _fresh_parameters(params: Any) -> Any:
             values = _plain(params.values())
             if values is not None:
                 return dict(zip(params, values, strict=True))
-    return ABSENT
+    return RUNTIME.encode(params)
 
 
 # -- rows ---------------------------------------------------------------------------------
@@ -273,7 +264,7 @@ class Call:
     """One database call being recorded; its event is emitted exactly once."""
 
     __slots__ = ("busy", "epoch", "event", "exhausted", "expected", "fetched", "open",
-                 "rows", "secret", "shared", "started", "truncated")
+                 "rows", "secret", "started", "truncated")
 
     def __init__(self, system: str, operation: str, ids: Ids, statement: str,
                  parameters: Any = ABSENT) -> None:
@@ -296,8 +287,6 @@ class Call:
         self.busy = False
         self.truncated = False
         self.exhausted = False
-        self.shared = False
-        """Whether the event may hold the application's own objects (then it is encoded now)."""
         self.epoch = RUNTIME.epoch
         self.started = time.perf_counter_ns()
 
@@ -307,7 +296,6 @@ class Call:
         """The database raised: write the error and emit."""
         try:
             self.event["duration_ns"] = time.perf_counter_ns() - self.started
-            self.shared = True  # rare: the error's args are not worth proving immutable
             self.event.update(error_fields(exc))
         except Exception as problem:
             capture_failed(problem)
@@ -322,7 +310,6 @@ class Call:
         """A Redis reply: write it and emit."""
         try:
             self.event["duration_ns"] = time.perf_counter_ns() - self.started
-            self.shared = self.shared or type(value) not in IMMUTABLE_SCALARS
             self.event["result"] = RUNTIME.encode(value)
         except Exception as problem:
             capture_failed(problem)
@@ -365,11 +352,9 @@ class Call:
     def _encode_row(self, row: Any) -> Any:
         values = row_values(row)
         if values is None:
-            self.shared = True
             return RUNTIME.encode(row)  # shown by readers; replay refuses to serve it
         out = _plain(values)
         if out is None:
-            self.shared = True
             encode = RUNTIME.encode
             out = [encode(value) for value in values]
         for index in self.secret:
@@ -408,10 +393,7 @@ class Call:
             RUNTIME.stats.drop(1, "a db_call finished after capture was reconfigured",
                                DB_CAPTURE_ERROR)
             return
-        if self.shared:
-            emit(self.event)
-        else:  # every value in it is a fresh container of scalars or a scalar
-            RUNTIME.emit_deferred(DbLine(self.event))
+        emit(self.event)
 
 
 def emit(event: dict[str, Any]) -> None:
@@ -430,32 +412,6 @@ def emit(event: dict[str, Any]) -> None:
         RUNTIME.drop(f"unencodable db_call: {type(exc).__name__}: {exc}", UNENCODABLE)
         return
     RUNTIME.send(memoryview(line).tobytes())
-
-
-@final
-class DbLine(Pending):
-    """A finished ``db_call`` event that holds nothing the application can change."""
-
-    __slots__ = ("event",)
-
-    failure = "db capture failed"
-    category = DB_CAPTURE_ERROR
-    unencodable = "unencodable db_call"
-
-    def __init__(self, event: dict[str, Any]) -> None:
-        self.generation = RUNTIME.generation  # Pending's, inline: this runs per statement
-        self.event = event
-
-    def build(self) -> dict[str, Any]:
-        """The event as the call left it."""
-        return self.event
-
-    def encode(self, event: dict[str, Any]) -> bytes:
-        """As :func:`emit` encodes (no value scan: db values are not scanned)."""
-        service = RUNTIME.service
-        if service is not None:
-            event["service"] = service
-        return memoryview(orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)).tobytes()
 
 
 def error_fields(exc: BaseException) -> dict[str, Any]:
@@ -481,14 +437,8 @@ def open_call(system: str, operation: str, ids: Ids, query: Any,
               params: Any = ABSENT) -> Call | None:
     """Start recording a statement; None when even that fails (counted, never raised)."""
     try:
-        shared = False
-        parameters = params if params is ABSENT else _fresh_parameters(params)
-        if parameters is ABSENT and params is not ABSENT:
-            shared = True
-            parameters = RUNTIME.encode(params)
-        call = Call(system, operation, ids, statement_text(query), parameters)
-        call.shared = shared
-        return call
+        parameters = ABSENT if params is ABSENT else encode_parameters(params)
+        return Call(system, operation, ids, statement_text(query), parameters)
     except Exception as exc:
         capture_failed(exc)
         return None

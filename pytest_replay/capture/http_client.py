@@ -9,12 +9,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, final
 
 from pytest_replay.capture.http_event import (
-    RawRequest,
-    RawResponse,
     Recorder,
     not_captured,
-    raw_request,
-    raw_response,
+    request_fields,
+    response_fields,
     start_recording,
 )
 from pytest_replay.capture.http_libs import absolute_url, origin
@@ -32,7 +30,7 @@ class _Pending:
 
     __slots__ = ("method", "recorder", "request")
 
-    def __init__(self, recorder: Recorder, request: Callable[[], RawRequest],
+    def __init__(self, recorder: Recorder, request: Callable[[], dict[str, Any]],
                  method: str) -> None:
         self.recorder = recorder
         self.request = request
@@ -51,7 +49,7 @@ def _split_request_args(args: Sequence[Any], kwargs: dict[str, Any]
     return str(values[0]), str(values[1]), values[2], values[3] or {}
 
 
-def _http_client_response(response: Any, method: str) -> Callable[[], RawResponse]:
+def _http_client_response(response: Any, method: str) -> Callable[[], dict[str, Any]]:
     """Read a body of known, small length now and give it back; never a stream.
 
     A replayed answer (vcrpy's) holds its body in memory and is read without
@@ -74,7 +72,7 @@ def _http_client_response(response: Any, method: str) -> Callable[[], RawRespons
             body = _read_and_restore(response)
             if body is None:
                 skipped = "read_error"
-    return lambda: raw_response(status, headers, body, skipped)
+    return lambda: response_fields(status, headers, body, skipped=skipped)
 
 
 def _declared_length(headers: Iterable[tuple[str, str]]) -> int | None:
@@ -118,8 +116,8 @@ def http_client_wrappers(scheme_of: Callable[[Any], str]
                 not_captured(exc)
                 return original(self, *args, **kwargs)
 
-            def fields() -> RawRequest:
-                return raw_request(method, url, dict(headers).items(), body)
+            def fields() -> dict[str, Any]:
+                return request_fields(method, url, dict(headers).items(), body)
 
             token = LAYER.set("http.client")
             try:

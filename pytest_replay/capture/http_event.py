@@ -1,11 +1,7 @@
 """From a call to an ``http_call`` event: the bodies, the request and response fields, the recorder.
 
-The per-library wrappers hand over their request and response halves as raw
-facts (:func:`raw_request`, :func:`raw_response`: copies of what the
-application could still change), and :class:`HttpCall` builds the event from
-them with the functions here, so every client library writes the same event
-for the same call. The building (redaction, encoding) is deferred to the
-sink's writer thread when the sink has one.
+The per-library wrappers build their request and response halves with the
+functions here, so every client library writes the same event for the same call.
 """
 
 from __future__ import annotations
@@ -17,13 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final, final
 
 from pytest_replay.capture.clock import wall_ns
-from pytest_replay.capture.deferred import Pending
-from pytest_replay.capture.http_redact import (
-    header_text,
-    redact_headers,
-    redact_text,
-    redact_url,
-)
+from pytest_replay.capture.http_redact import redact_headers, redact_text, redact_url
 from pytest_replay.capture.http_state import DROP_CATEGORY, LOG, STATE
 from pytest_replay.capture.runtime import RUNTIME, current_ids
 from pytest_replay.format import events as ev
@@ -115,64 +105,15 @@ def as_written(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def response_fields(status: int, header_pairs: Iterable[tuple[Any, Any]], body: Any,
-                      skipped: str | None = None, max_body: int | None = None
-                      ) -> dict[str, Any]:
-    """The response half of an ``http_call`` event."""
+                      skipped: str | None = None) -> dict[str, Any]:
     headers = redact_headers(header_pairs, response=True)
     fields: dict[str, Any] = {"status": int(status), "response_headers": headers}
     if skipped is not None:
         fields["response_body"] = None
         fields["response_body_skipped"] = skipped
     else:
-        fields.update(body_fields("response", body, _content_type(headers), max_body))
+        fields.update(body_fields("response", body, _content_type(headers)))
     return fields
-
-
-# -- raw facts ---------------------------------------------------------------------------
-
-RawRequest = tuple[str, str, list[tuple[Any, Any]], Any]
-"""``(method, url, header pairs, body)`` as the call left them, copied."""
-RawResponse = tuple[int, list[tuple[Any, Any]], Any, "str | None"]
-"""``(status, header pairs, body, why the body was skipped)``, copied."""
-
-_STREAM: Final = object()
-"""Stands for a body that is no text or bytes (a file, a generator): written as a stream."""
-
-
-def _header_pairs(pairs: Iterable[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
-    """The pairs as a new list; names and values neither str nor bytes become their text now."""
-    out: list[tuple[Any, Any]] = []
-    for raw_name, raw_value in pairs:
-        kind = type(raw_name)
-        name = raw_name if kind is str or kind is bytes else header_text(raw_name)
-        kind = type(raw_value)
-        value = raw_value if kind is str or kind is bytes else header_text(raw_value)
-        out.append((name, value))
-    return out
-
-
-def _body(body: Any) -> Any:
-    """``body`` as something the application cannot change (what :func:`body_fields` reads)."""
-    kind = type(body)
-    if body is None or kind is str or kind is bytes:
-        return body
-    if isinstance(body, str):
-        return str.__str__(body)
-    if isinstance(body, (bytes, bytearray, memoryview)):
-        return bytes(body)
-    return _STREAM
-
-
-def raw_request(method: str, url: str, header_pairs: Iterable[tuple[Any, Any]], body: Any
-                ) -> RawRequest:
-    """The request half's facts, copied now: the event may be built later."""
-    return str(method), str(url), _header_pairs(header_pairs), _body(body)
-
-
-def raw_response(status: int, header_pairs: Iterable[tuple[Any, Any]], body: Any,
-                 skipped: str | None = None) -> RawResponse:
-    """The response half's facts, copied now."""
-    return int(status), _header_pairs(header_pairs), _body(body), skipped
 
 
 # -- events ------------------------------------------------------------------------------
@@ -190,62 +131,29 @@ class Recorder:
         self.timestamp_ns = wall_ns()
         self.started = time.perf_counter_ns()
 
-    def emit(self, request: Callable[[], RawRequest],
-             response: Callable[[], RawResponse] | None,
+    def emit(self, request: Callable[[], dict[str, Any]],
+             response: Callable[[], dict[str, Any]] | None,
              error: BaseException | None = None, duration_ns: int | None = None) -> None:
-        """Take the call's facts and emit; a failure costs the event (counted), never the call."""
+        """Build and emit the event; a failure here costs the event (counted), never the call."""
         try:
-            ended = time.perf_counter_ns()
-            call = HttpCall(self, request(), None if response is None else response(),
-                            ended - self.started if duration_ns is None else duration_ns,
-                            None if error is None else error_fields(error),
-                            STATE.config.max_body)
+            event: dict[str, Any] = {
+                "event_type": ev.HTTP_CALL,
+                "timestamp_ns": self.timestamp_ns,
+                "correlation_id": self.correlation_id,
+            }
+            if self.trace_id is not None and self.trace_id != self.correlation_id:
+                event["trace_id"] = self.trace_id
+            event.update(request())
+            if response is not None:
+                event.update(response())
+            event["duration_ns"] = (time.perf_counter_ns() - self.started
+                                    if duration_ns is None else duration_ns)
+            if error is not None:
+                event.update(error_fields(error))
         except Exception as exc:  # an odd request object must cost the event, not the call
             RUNTIME.drop(f"http_call not captured: {type(exc).__name__}: {exc}", DROP_CATEGORY)
             return
-        RUNTIME.emit_deferred(call)
-
-
-@final
-class HttpCall(Pending):
-    """An ``http_call`` event's facts; redaction and encoding happen in :meth:`build`."""
-
-    __slots__ = ("correlation_id", "duration_ns", "error", "max_body", "request", "response",
-                 "timestamp_ns", "trace_id")
-
-    failure = "http_call not captured"
-    category = DROP_CATEGORY
-
-    def __init__(self, recorder: Recorder, request: RawRequest, response: RawResponse | None,
-                 duration_ns: int, error: dict[str, str] | None, max_body: int) -> None:
-        self.generation = RUNTIME.generation  # Pending's, inline
-        self.correlation_id = recorder.correlation_id
-        self.trace_id = recorder.trace_id
-        self.timestamp_ns = recorder.timestamp_ns
-        self.request = request
-        self.response = response
-        self.duration_ns = duration_ns
-        self.error = error
-        self.max_body = max_body
-
-    def build(self) -> dict[str, Any]:
-        """The event, fields in the order every library writes them."""
-        event: dict[str, Any] = {
-            "event_type": ev.HTTP_CALL,
-            "timestamp_ns": self.timestamp_ns,
-            "correlation_id": self.correlation_id,
-        }
-        if self.trace_id is not None and self.trace_id != self.correlation_id:
-            event["trace_id"] = self.trace_id
-        method, url, headers, body = self.request
-        event.update(request_fields(method, url, headers, body, self.max_body))
-        if self.response is not None:
-            status, headers, body, skipped = self.response
-            event.update(response_fields(status, headers, body, skipped, self.max_body))
-        event["duration_ns"] = self.duration_ns
-        if self.error is not None:
-            event.update(self.error)
-        return event
+        RUNTIME.emit(event)
 
 
 def error_fields(error: BaseException) -> dict[str, str]:

@@ -11,14 +11,12 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from pytest_replay.capture.http_event import (
-    RawRequest,
-    RawResponse,
     Recorder,
     attach_request,
     elapsed_ns,
     not_captured,
-    raw_request,
-    raw_response,
+    request_fields,
+    response_fields,
     start_recording,
 )
 from pytest_replay.capture.http_state import LAYER, STATE, ServedError
@@ -26,16 +24,16 @@ from pytest_replay.capture.http_state import LAYER, STATE, ServedError
 # -- requests ----------------------------------------------------------------------------
 
 
-def _requests_request(prepared: Any) -> Callable[[], RawRequest]:
-    return lambda: raw_request(prepared.method or "GET", prepared.url or "",
+def _requests_request(prepared: Any) -> Callable[[], dict[str, Any]]:
+    return lambda: request_fields(prepared.method or "GET", prepared.url or "",
                                   prepared.headers.items(), prepared.body)
 
 
-def _requests_response(response: Any, streamed: bool) -> Callable[[], RawResponse]:
+def _requests_response(response: Any, streamed: bool) -> Callable[[], dict[str, Any]]:
     if streamed:
-        return lambda: raw_response(response.status_code, response.headers.items(), None,
-                                     "stream")
-    return lambda: raw_response(response.status_code, response.headers.items(),
+        return lambda: response_fields(response.status_code, response.headers.items(), None,
+                                        skipped="stream")
+    return lambda: response_fields(response.status_code, response.headers.items(),
                                     response.content)
 
 
@@ -84,16 +82,16 @@ def _httpx_body(request: Any) -> Any:
 _STREAMED: Final = object()
 
 
-def _httpx_request(request: Any) -> Callable[[], RawRequest]:
-    return lambda: raw_request(request.method, str(request.url), request.headers.raw,
+def _httpx_request(request: Any) -> Callable[[], dict[str, Any]]:
+    return lambda: request_fields(request.method, str(request.url), request.headers.raw,
                                   _httpx_body(request))
 
 
-def _httpx_response(response: Any, streamed: bool) -> Callable[[], RawResponse]:
+def _httpx_response(response: Any, streamed: bool) -> Callable[[], dict[str, Any]]:
     if streamed:
-        return lambda: raw_response(response.status_code, response.headers.raw, None,
-                                     "stream")
-    return lambda: raw_response(response.status_code, response.headers.raw,
+        return lambda: response_fields(response.status_code, response.headers.raw, None,
+                                        skipped="stream")
+    return lambda: response_fields(response.status_code, response.headers.raw,
                                     response.content)
 
 
@@ -193,8 +191,8 @@ def wrap_urlopen(original: Callable[..., Any]) -> Callable[..., Any]:
         token = LAYER.set("urllib3")
         sent_headers = headers if headers is not None else self.headers
 
-        def request() -> RawRequest:
-            return raw_request(method, full_url, dict(sent_headers).items(), body)
+        def request() -> dict[str, Any]:
+            return request_fields(method, full_url, dict(sent_headers).items(), body)
 
         try:
             response = original(self, method, url, body, headers, *args, **kwargs)
@@ -211,10 +209,10 @@ def wrap_urlopen(original: Callable[..., Any]) -> Callable[..., Any]:
         if recorder is not None:
             # urlopen's parameters after ``headers``: preload_content is the ninth.
             preloaded = bool(args[8] if len(args) > 8 else kwargs.get("preload_content", True))
-            recorder.emit(request, lambda: raw_response(
+            recorder.emit(request, lambda: response_fields(
                 response.status, response.headers.items(),
                 response.data if preloaded else None,
-                None if preloaded else "stream"))
+                skipped=None if preloaded else "stream"))
         return response
 
     return urlopen

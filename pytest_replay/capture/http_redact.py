@@ -49,8 +49,7 @@ def _secret(name: str) -> bool:
     return RUNTIME.is_secret(name)
 
 
-def header_text(value: Any) -> str:
-    """A header name or value as text (bytes as Latin-1, as HTTP has them)."""
+def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, (bytes, bytearray)):
@@ -93,14 +92,14 @@ def redact_headers(
     out: dict[str, str | list[str]] = {}
     names: dict[str, str] = {}
     for raw_name, raw_value in pairs:
-        name = raw_name if type(raw_name) is str else header_text(raw_name)
+        name = raw_name if type(raw_name) is str else _text(raw_name)
         lowered, kind = _header_kind(redaction, name, response)
         if kind == _LEAVE_OUT:
             continue
         if kind == _SECRET:
             value = REDACTED_TEXT
         else:
-            value = raw_value if type(raw_value) is str else header_text(raw_value)
+            value = raw_value if type(raw_value) is str else _text(raw_value)
             if kind == _COOKIE:
                 value = _redact_cookies(value)
         first = names.get(lowered)

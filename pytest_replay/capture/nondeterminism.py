@@ -22,10 +22,9 @@ import threading
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, Final, final
+from typing import Any, Final
 
 from pytest_replay.capture.clock import wall_ns
-from pytest_replay.capture.deferred import IMMUTABLE_SCALARS, Pending
 from pytest_replay.capture.runtime import RUNTIME, current_ids
 from pytest_replay.format import events as ev
 
@@ -76,8 +75,7 @@ def uninstall_nondeterminism_capture() -> None:
 
 
 def _recording(source: str, original: Callable[..., Any]) -> Callable[..., Any]:
-    if source in ENV_SOURCES:
-        return _recording_lookup(source, original)
+    keyed = source in ENV_SOURCES
 
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -88,30 +86,11 @@ def _recording(source: str, original: Callable[..., Any]) -> Callable[..., Any]:
             value = original(*args, **kwargs)
         finally:
             _INSIDE.reset(token)
-        _record(source, None, value)
+        _record(source, args[0] if keyed and args else None, value)
         return value
 
     setattr(wrapper, _MARK, True)
     return wrapper
-
-
-def _recording_lookup(source: str, original: Callable[..., Any]) -> Callable[..., Any]:
-    """The wrapper of an environment lookup: keyed, and drawing from no other source.
-
-    A mapping lookup calls no other source, so no flag is set around it (two
-    context variable operations saved on every read a request makes).
-    """
-
-    @functools.wraps(original)
-    def lookup(*args: Any, **kwargs: Any) -> Any:
-        if not RUNTIME.active or _INSIDE.get():
-            return original(*args, **kwargs)
-        value = original(*args, **kwargs)
-        _record(source, args[0] if args else None, value)
-        return value
-
-    setattr(lookup, _MARK, True)
-    return lookup
 
 
 def _record(source: str, key: Any, value: Any) -> None:
@@ -119,45 +98,15 @@ def _record(source: str, key: Any, value: Any) -> None:
         cid, trace_id = current_ids()
         if cid is None:
             return
-        draw = _Draw(source, key, value, cid, trace_id)
-        if type(value) in IMMUTABLE_SCALARS and type(key) in IMMUTABLE_SCALARS:
-            RUNTIME.emit_deferred(draw)  # nothing in it can change: build it off the request
-            return
-        line = draw.render(RUNTIME.drop_stats())
-    except Exception:  # recording chance must never change the application's luck
-        return
-    if line is not None:
-        RUNTIME.send(line)
-
-
-@final
-class _Draw(Pending):
-    """One ``nondeterminism`` event: what a source gave, under which key."""
-
-    __slots__ = ("correlation_id", "key", "source", "timestamp_ns", "trace_id", "value")
-
-    category = None  # as ever: a value that cannot be encoded is skipped, not counted
-
-    def __init__(self, source: str, key: Any, value: Any, correlation_id: str,
-                 trace_id: str | None) -> None:
-        self.generation = RUNTIME.generation  # Pending's, inline: this runs per read
-        self.timestamp_ns = wall_ns()
-        self.source = source
-        self.key = key
-        self.value = value
-        self.correlation_id = correlation_id
-        self.trace_id = trace_id
-
-    def build(self) -> dict[str, Any]:
-        """The event, its value encoded (and redacted under a secret-looking key)."""
-        cid, key, trace_id = self.correlation_id, self.key, self.trace_id
-        event: dict[str, Any] = {"event_type": ev.NONDETERMINISM,
-                                 "timestamp_ns": self.timestamp_ns, "correlation_id": cid,
-                                 "source": self.source, "value": RUNTIME.encode(self.value)}
+        event: dict[str, Any] = {"event_type": ev.NONDETERMINISM, "timestamp_ns": wall_ns(),
+                                 "correlation_id": cid, "source": source,
+                                 "value": RUNTIME.encode(value)}
         if key is not None:
             event["key"] = str(key)
             if RUNTIME.redaction.is_secret_key(str(key)):
                 event["value"] = {"$type": "redacted", "rule": "key"}
         if trace_id is not None and trace_id != cid:
             event["trace_id"] = trace_id
-        return event
+        RUNTIME.emit(event)
+    except Exception:  # recording chance must never change the application's luck
+        return

@@ -21,7 +21,6 @@ from typing import Any, Final, final
 
 import orjson
 
-from pytest_replay.capture.buffered import BufferedSink, Deferred
 from pytest_replay.capture.errors import error_event
 from pytest_replay.capture.frames import (
     CURRENT_FRAME,
@@ -116,8 +115,8 @@ class Runtime:
     """
 
     __slots__ = ("_limits", "_redaction", "_sample_rate", "_service", "_sink", "_small_limits",
-                 "active", "defer_to", "epoch", "generation", "is_secret", "last_sink",
-                 "max_str", "secret_text", "service_field", "stats", "write")
+                 "active", "epoch", "generation", "is_secret", "last_sink", "max_str",
+                 "secret_text", "service_field", "stats", "write")
 
     def __init__(self) -> None:
         self.active = False
@@ -126,8 +125,6 @@ class Runtime:
         self._sink: Sink | None = None
         self.last_sink: Sink | None = None
         self.write: Callable[[bytes], None] = _write_nowhere
-        self.defer_to: Callable[[Deferred], None] | None = None
-        """The sink's ``defer`` when its writer thread can build lines, else None."""
         self._service: str | None = None
         self.service_field = b""
         self._redaction: Redaction = DEFAULT_REDACTION
@@ -160,17 +157,12 @@ class Runtime:
     def _choose_write(self) -> None:
         """The sink's own ``write``, or one that scrubs values first if redaction says so."""
         sink = self._sink
-        self.defer_to = None
         if sink is None:
             self.write = _write_nowhere
         elif self._redaction.everywhere:
             self.write = _scrubbing(sink.write, self._redaction, self)
         else:
             self.write = sink.write
-            if isinstance(sink, BufferedSink):
-                # Only a sink with a writer thread takes raw facts: any other (MemorySink,
-                # which replay reads right after the call) gets the finished line at once.
-                self.defer_to = sink.defer
 
     @property
     def service(self) -> str | None:
@@ -229,38 +221,17 @@ class Runtime:
 
     def emit(self, event: dict[str, Any]) -> None:
         """Encode one event dict and hand it to the sink; never raises."""
+        if self._service is not None:
+            event["service"] = self._service
+        redaction = self._redaction
         try:
-            line = self.line(event)
+            if redaction.value_patterns and not redaction.everywhere:
+                event = redaction.scrub_encoded(event)  # type: ignore[assignment]
+            line = orjson.dumps(event, option=_NEWLINE)
         except Exception as exc:  # an encoder gap must cost an event, not the request
             self.drop(f"unencodable event: {type(exc).__name__}: {exc}", UNENCODABLE)
             return
         self.send(line)
-
-    def line(self, event: dict[str, Any]) -> bytes:
-        """``event`` as its JSONL line: service stamped, values scanned, encoded (may raise)."""
-        if self._service is not None:
-            event["service"] = self._service
-        redaction = self._redaction
-        if redaction.value_patterns and not redaction.everywhere:
-            event = redaction.scrub_encoded(event)  # type: ignore[assignment]
-        return orjson.dumps(event, option=_NEWLINE)
-
-    def emit_deferred(self, item: Deferred) -> None:
-        """Queue ``item`` for the sink's writer thread to build, or build and send it now.
-
-        ``item`` must hold only what the application cannot change any more
-        (immutable values or copies): the line may be built a moment later.
-        """
-        defer = self.defer_to
-        if defer is not None:
-            try:
-                defer(item)
-            except Exception as exc:
-                self.sink_failed(exc)
-            return
-        line = item.render(self.drop_stats())
-        if line is not None:
-            self.send(line)
 
     def send(self, line: bytes) -> None:
         """Hand one finished line to the sink; a raising sink costs the line, counted."""
@@ -276,12 +247,8 @@ class Runtime:
 
     def drop(self, reason: str, category: str) -> None:
         """Count one event lost before the sink took it (on the sink's counters if it has)."""
-        self.drop_stats().drop(1, reason, category)
-
-    def drop_stats(self) -> SinkStats:
-        """Where lost events are counted: the sink's counters if it has, else the runtime's."""
         stats = getattr(self._sink, "stats", None)
-        return stats if isinstance(stats, SinkStats) else self.stats
+        (stats if isinstance(stats, SinkStats) else self.stats).drop(1, reason, category)
 
     # -- sampling, encoding -----------------------------------------------------------
 

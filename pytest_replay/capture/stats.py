@@ -20,10 +20,6 @@ IO_ERROR: Final = "io_error"
 SINK_ERROR: Final = "sink_error"
 UNENCODABLE: Final = "unencodable"
 STALLED: Final = "stalled_at_close"
-RENDER_ERROR: Final = "render_error"
-"""A deferred event the writer thread could not build (a capture bug; the writer goes on)."""
-RECONFIGURED: Final = "reconfigured"
-"""A deferred event whose capture settings changed before the writer built it."""
 
 
 @final

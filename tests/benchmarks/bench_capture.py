@@ -345,26 +345,24 @@ def report_pure_python(calls: int, rounds: int) -> None:
 def main(argv: list[str]) -> int:
     """Entry point: ``[calls] [rounds] [--per-call-only]``."""
     per_call_only = "--per-call-only" in argv
-    requests_only = "--requests-only" in argv
-    argv = [arg for arg in argv if arg not in ("--per-call-only", "--requests-only")]
+    argv = [arg for arg in argv if arg != "--per-call-only"]
     calls = int(argv[1]) if len(argv) > 1 else 20_000
     rounds = int(argv[2]) if len(argv) > 2 else 15
     with tempfile.TemporaryDirectory() as temporary:
         directory = Path(temporary)
         replay.configure(sink=replay.MemorySink())  # sets defaults; cases swap in their sinks
+        cases, finish = build_cases(calls, directory)
+        try:
+            results = measure(cases, calls, rounds)
+        finally:
+            finish()
         print(f"python {sys.version.split()[0]}, {calls} calls x {rounds} rounds, "
               f"@traced: {implementation()}")
-        if not requests_only:
-            cases, finish = build_cases(calls, directory)
-            try:
-                results = measure(cases, calls, rounds)
-            finally:
-                finish()
-            report(results)
+        report(results)
         if per_call_only:
             replay.shutdown()
             return 0
-        if SPEEDUPS is not None and not requests_only:
+        if SPEEDUPS is not None:
             report_pure_python(calls, rounds)
         sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the demo package
         from demo import payments
