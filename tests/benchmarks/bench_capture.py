@@ -31,7 +31,8 @@ a noisy neighbour does not decide the result; the median is printed too.
 The first line says which implementation ran ``@traced`` (the C accelerator or
 pure Python). When it was the accelerator, the per-call table is measured again
 in a subprocess with ``TELEMETRY_REPLAY_PURE_PYTHON=1``, so both are printed
-from one run; ``--per-call-only`` prints the table alone (what that subprocess does).
+from one run; ``--per-call-only`` prints the table alone (what that subprocess does),
+``--requests-only`` the whole requests alone.
 """
 
 from __future__ import annotations
@@ -343,26 +344,28 @@ def report_pure_python(calls: int, rounds: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point: ``[calls] [rounds] [--per-call-only]``."""
+    """Entry point: ``[calls] [rounds] [--per-call-only | --requests-only]``."""
     per_call_only = "--per-call-only" in argv
-    argv = [arg for arg in argv if arg != "--per-call-only"]
+    requests_only = "--requests-only" in argv
+    argv = [arg for arg in argv if arg not in ("--per-call-only", "--requests-only")]
     calls = int(argv[1]) if len(argv) > 1 else 20_000
     rounds = int(argv[2]) if len(argv) > 2 else 15
     with tempfile.TemporaryDirectory() as temporary:
         directory = Path(temporary)
         replay.configure(sink=replay.MemorySink())  # sets defaults; cases swap in their sinks
-        cases, finish = build_cases(calls, directory)
-        try:
-            results = measure(cases, calls, rounds)
-        finally:
-            finish()
         print(f"python {sys.version.split()[0]}, {calls} calls x {rounds} rounds, "
               f"@traced: {implementation()}")
-        report(results)
+        if not requests_only:
+            cases, finish = build_cases(calls, directory)
+            try:
+                results = measure(cases, calls, rounds)
+            finally:
+                finish()
+            report(results)
         if per_call_only:
             replay.shutdown()
             return 0
-        if SPEEDUPS is not None:
+        if SPEEDUPS is not None and not requests_only:
             report_pure_python(calls, rounds)
         sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the demo package
         from demo import payments
