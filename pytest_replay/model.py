@@ -17,8 +17,8 @@ from operator import attrgetter, eq, le
 from pathlib import Path
 from typing import Any, Final
 
-from pytest_replay.format.bulk import native_tree
 from pytest_replay.format.events import ERROR, FUNCTION_ENTRY, FUNCTION_EXIT, Event
+from pytest_replay.format.native import native_tree
 from pytest_replay.format.reader import (
     LineEvent,
     ReadResult,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any, Final, cast
 
 from pytest_replay.format import lines as _lines
-from pytest_replay.format.bulk import NATIVE_REGION, Seen, block_events
+from pytest_replay.format.bulk import Seen, block_events
 from pytest_replay.format.events import FORMAT_VERSION, Event
 from pytest_replay.format.line_event import LineEvent
 from pytest_replay.format.lines import (
@@ -39,6 +39,7 @@ from pytest_replay.format.lines import (
     cut_short,
     parse_line,
 )
+from pytest_replay.format.native import NATIVE_REGION
 
 __all__ = [
     "MAX_LINE_BYTES",

@@ -35,8 +35,8 @@ from typing import Any
 
 import orjson
 
-from pytest_replay.format.bulk import NATIVE_REGION, implementation
 from pytest_replay.format.lines import KnownShapes
+from pytest_replay.format.native import NATIVE_REGION, implementation
 from pytest_replay.format.reader import paused_gc, read_trace
 from pytest_replay.model import build_trace
 

@@ -22,15 +22,15 @@ import orjson
 import pytest
 
 from pytest_replay import model
-from pytest_replay.format import bulk, reader
-from pytest_replay.format.bulk import Seen
+from pytest_replay.format import native, reader
+from pytest_replay.format.bulk import CANONICAL_KINDS, Seen
 from pytest_replay.format.events import FIELD_TYPES
 from pytest_replay.format.lines import TraceFormatError, parse_line
 from pytest_replay.format.reader import ReadResult, read_stream
 from pytest_replay.model import Frame, Trace, build_trace
 
 pytestmark = pytest.mark.skipif(
-    bulk.NATIVE_REGION is None, reason=f"the C bulk reader is not in use: {bulk.WHY_PYTHON}")
+    native.NATIVE_REGION is None, reason=f"the C bulk reader is not in use: {native.WHY_PYTHON}")
 
 KINDS = ("function_entry", "function_exit", "variable_change", "context", "error", "db_call")
 
@@ -54,15 +54,15 @@ def problems(result: ReadResult) -> list[str]:
     return [str(problem) for problem in result.problems]
 
 
-def native(data: bytes, first: int, seen: Seen) -> list[Any] | None:
+def read_in_c(data: bytes, first: int, seen: Seen) -> list[Any] | None:
     """The C reader over all of ``data``, lines numbered from ``first``."""
-    assert bulk.NATIVE_REGION is not None
-    return bulk.NATIVE_REGION(data, 0, len(data), first, seen.kinds, seen.versions, seen.ids,
+    assert native.NATIVE_REGION is not None
+    return native.NATIVE_REGION(data, 0, len(data), first, seen.kinds, seen.versions, seen.ids,
                               {})
 
 
 def accepted_by_c(line: bytes) -> list[Any] | None:
-    return native(line, 1, Seen())
+    return read_in_c(line, 1, Seen())
 
 
 def accepted_by_python(line: bytes) -> dict[str, Any] | None:
@@ -202,8 +202,8 @@ def test_the_deepest_line_it_takes_is_one_python_reads_too() -> None:
 def test_the_same_id_is_one_object_across_events() -> None:
     line = b'{"event_type":"context","correlation_id":"req-1","parent_correlation_id":"req-0"}'
     seen = Seen()
-    first = native(line + b"\n" + line, 1, seen)
-    second = native(line, 3, seen)
+    first = read_in_c(line + b"\n" + line, 1, seen)
+    second = read_in_c(line, 3, seen)
     assert first is not None and second is not None
     assert first[0].correlation_id is first[1].correlation_id is second[0].correlation_id
     assert [item.line for item in (*first, *second)] == [1, 2, 3]
@@ -214,7 +214,7 @@ def test_a_type_warned_about_once_passes_in_bulk_after() -> None:
     seen.kinds.add("custom_metric")
     seen.versions.add(3)
     line = b'{"event_type":"custom_metric","v":3}'
-    made = native(line, 1, seen)
+    made = read_in_c(line, 1, seen)
     assert made is not None and made[0].kind == "custom_metric"
     assert accepted_by_c(line) is None  # not before the warning
 
@@ -401,11 +401,11 @@ def test_the_c_model_is_the_python_model(name: str, monkeypatch: pytest.MonkeyPa
 
 def test_the_c_model_serves_the_plain_trace(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[Any] = []
-    native = model._NATIVE_TREE
-    assert native is not None
+    tree = model._NATIVE_TREE
+    assert tree is not None
 
     def counting(*args: Any) -> Any:
-        made = native(*args)
+        made = tree(*args)
         calls.append(made is not None)
         return made
 
@@ -428,11 +428,11 @@ def test_the_c_model_declines_what_is_no_line_event() -> None:
     # The Python builder reads attributes: a plain tuple has none (it raises), and a
     # subclass may answer otherwise than the tuple's items, which C reads.
     events = read(TRACES["plain"]).events
-    native = model._NATIVE_TREE
-    assert native is not None
-    assert native(events, "function_entry", "function_exit", "t") is not None
-    assert native([tuple(item) for item in events], "function_entry", "function_exit",
-                  "t") is None
+    tree = model._NATIVE_TREE
+    assert tree is not None
+    assert tree(events, "function_entry", "function_exit", "t") is not None
+    assert tree([tuple(item) for item in events], "function_entry", "function_exit",
+                "t") is None
 
 
 class _SaysContext(reader.LineEvent):
@@ -457,7 +457,7 @@ def test_configure_runs_no_code_of_what_it_is_handed() -> None:
     # (its __index__) in the middle of that walk, which could change the dict under it and
     # leave the fields after it unchecked.
     called: list[str] = []
-    masks = {name: sum(bulk._TYPE_BITS[kind] for kind in spec[0])
+    masks = {name: sum(native._TYPE_BITS[kind] for kind in spec[0])
              for name, spec in FIELD_TYPES.items()}
     handed: dict[str, Any] = dict(masks)
 
@@ -469,9 +469,9 @@ def test_configure_runs_no_code_of_what_it_is_handed() -> None:
 
     handed["lineno"] = Mask()
     with pytest.raises(TypeError):
-        bulk._NATIVE.configure(handed, tuple(sorted(bulk._CANONICAL)), reader.LineEvent)
+        native._NATIVE.configure(handed, tuple(sorted(CANONICAL_KINDS)), reader.LineEvent)
     assert called == []
-    # the configuration in force is still the one bulk.py made
+    # the configuration in force is still the one native.py made
     for line in GOOD:
         assert accepted_by_c(line) is not None, line
     for name, wrong in (("lineno", b'"3"'), ("context", b"[]"), ("truncated", b"1")):

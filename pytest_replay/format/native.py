@@ -1,0 +1,77 @@
+"""The optional C extension of the reader and the model (``_bulk.c``), loaded once.
+
+``_bulk.c`` checks the lines of a chunk against the JSON grammar and the
+field types without building the events, and builds the model in one pass.
+It declines (None) anything it is not sure of, and the Python paths
+(:mod:`pytest_replay.format.bulk`, ``model._Builder``) then do the work, so a
+trace reads the same whichever ran. Without a compiler at install, or with
+``TELEMETRY_REPLAY_PURE_PYTHON=1``, only Python runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Final
+
+from pytest_replay.format.bulk import CANONICAL_KINDS
+from pytest_replay.format.events import FIELD_TYPES, Event
+from pytest_replay.format.line_event import LineEvent
+
+__all__ = ["NATIVE_REGION", "PURE_PYTHON_ENV", "WHY_PYTHON", "implementation", "native_tree"]
+
+PURE_PYTHON_ENV: Final = "TELEMETRY_REPLAY_PURE_PYTHON"
+"""Set (not ``0``) to run the pure-Python reader and capture, to compare or rule C out."""
+_INTERFACE: Final = 2
+"""The contract with ``_bulk.c`` this module expects (its ``INTERFACE``)."""
+_TYPE_BITS: Final = {str: 1, int: 2, float: 4, bool: 8, type(None): 16, dict: 32, list: 64}
+"""A JSON-decoded type as the C module's mask bit."""
+
+NativeRegion = Callable[
+    [bytes, int, int, int, set[str], set["int | None"], dict[Any, Any], dict[int, Event]],
+    "list[LineEvent] | None",
+]
+NativeTree = Callable[[list[Any], str, str, str], "tuple[Any, Any, Any, bool | None] | None"]
+
+
+def _load_native() -> tuple[Any, str]:
+    """The C bulk reader, configured, or None and why (no compiler at install, or turned off)."""
+    if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
+        return None, f"{PURE_PYTHON_ENV} is set"
+    try:
+        from pytest_replay.format import _bulk
+    except ImportError as exc:
+        return None, f"the C bulk reader is not built ({exc})"
+    except Exception as exc:  # a broken build costs speed, never the import
+        return None, f"the C bulk reader failed to load: {type(exc).__name__}: {exc}"
+    if getattr(_bulk, "INTERFACE", None) != _INTERFACE:
+        return None, "the C bulk reader was built from another version: reinstall to rebuild it"
+    masks = {name: sum(_TYPE_BITS[kind] for kind in spec[0])
+             for name, spec in FIELD_TYPES.items()}
+    try:
+        _bulk.configure(masks, tuple(sorted(CANONICAL_KINDS)), LineEvent)
+    except (TypeError, ValueError) as exc:  # a field table it cannot hold: Python reads
+        return None, f"the C bulk reader refused the field table: {exc}"
+    return _bulk, ""
+
+
+_NATIVE, WHY_PYTHON = _load_native()
+NATIVE_REGION: NativeRegion | None = None if _NATIVE is None else _NATIVE.region
+"""The C reader of a region of a chunk, or None (see WHY_PYTHON)."""
+
+
+def native_tree(frame_type: type[Any], root_type: type[Any]) -> NativeTree | None:
+    """The model's builder in C making these frames and roots, or None when not built.
+
+    model.py asks once, at import; the C side finds their slots by name.
+    """
+    if _NATIVE is None:
+        return None
+    _NATIVE.configure_model(frame_type, root_type)
+    tree: NativeTree = _NATIVE.tree
+    return tree
+
+
+def implementation() -> str:
+    """What reads blocks of trace lines in this process, for benchmarks and bug reports."""
+    return "C bulk reader" if NATIVE_REGION is not None else f"Python ({WHY_PYTHON})"
