@@ -1,7 +1,8 @@
-/* The reader's bulk path in C: a block of trace lines checked and kept in one call.
+/* The reader's bulk path and the model builder in C (loaded by native.py).
  *
- * bulk.py (orjson + shape checks) is the reference. This function does the
- * same job without building the events: it checks each line against the JSON
+ * region(): the lines of a chunk checked and kept in one call. bulk.py
+ * (orjson + shape checks) is the reference; this does the same job without
+ * building the events: it checks each line against the JSON
  * grammar (as orjson holds it: strict UTF-8, no lone surrogates, no NaN or
  * infinity, nesting bounded), checks the types of the top-level fields the
  * format names, and copies out the few fields the model reads (type, ids,
@@ -18,6 +19,9 @@
  * or in a copied string, a field the format checks written twice, integers of
  * 20 digits or more (orjson reads those as floats, the reader exactly), an
  * exponent of three digits, a blank line.
+ *
+ * tree(): model.py's _Builder for the usual trace (see the section below);
+ * anything it would have to report goes to the Python builder.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1228,7 +1232,8 @@ static PyMethodDef bulk_methods[] = {
 static struct PyModuleDef bulk_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "pytest_replay.format._bulk",
-    .m_doc = "The reader's bulk path in C (see bulk.py, the reference).",
+    .m_doc = "The reader's bulk path and the model builder in C (bulk.py and model.py are "
+             "the reference).",
     .m_size = -1,
     .m_methods = bulk_methods,
 };
