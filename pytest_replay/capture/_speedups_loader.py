@@ -8,17 +8,17 @@ rule the accelerator out. The choice is made once, at import.
 
 from __future__ import annotations
 
-import os
 from types import ModuleType
 from typing import Final
 
-PURE_PYTHON_ENV: Final = "TELEMETRY_REPLAY_PURE_PYTHON"
+from pytest_replay.native_switch import PURE_PYTHON_ENV, pure_python_requested
+
 INTERFACE: Final = 3
 """The contract with ``_speedups.c`` this Python expects (its ``INTERFACE``)."""
 
 
 def _load() -> tuple[ModuleType | None, str]:
-    if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
+    if pure_python_requested():
         return None, f"{PURE_PYTHON_ENV} is set"
     try:
         from pytest_replay.capture import _speedups

@@ -10,18 +10,16 @@ trace reads the same whichever ran. Without a compiler at install, or with
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any, Final
 
 from pytest_replay.format.bulk import CANONICAL_KINDS
 from pytest_replay.format.events import FIELD_TYPES, Event
 from pytest_replay.format.line_event import LineEvent
+from pytest_replay.native_switch import PURE_PYTHON_ENV, pure_python_requested
 
-__all__ = ["NATIVE_REGION", "PURE_PYTHON_ENV", "WHY_PYTHON", "implementation", "native_tree"]
+__all__ = ["NATIVE_REGION", "WHY_PYTHON", "implementation", "native_tree"]
 
-PURE_PYTHON_ENV: Final = "TELEMETRY_REPLAY_PURE_PYTHON"
-"""Set (not ``0``) to run the pure-Python reader and capture, to compare or rule C out."""
 _INTERFACE: Final = 2
 """The contract with ``_bulk.c`` this module expects (its ``INTERFACE``)."""
 _TYPE_BITS: Final = {str: 1, int: 2, float: 4, bool: 8, type(None): 16, dict: 32, list: 64}
@@ -36,7 +34,7 @@ NativeTree = Callable[[list[Any], str, str, str], "tuple[Any, Any, Any, bool | N
 
 def _load_native() -> tuple[Any, str]:
     """The C bulk reader, configured, or None and why (no compiler at install, or turned off)."""
-    if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
+    if pure_python_requested():
         return None, f"{PURE_PYTHON_ENV} is set"
     try:
         from pytest_replay.format import _bulk

@@ -219,6 +219,11 @@ class _Scan:
         self.events.append(LineEvent(number, event))
 
 
+def _without_bom(first_line: bytes) -> bytes:
+    """The file's first line without the UTF-8 byte order mark some editors write."""
+    return first_line[len(_BOM) :] if first_line.startswith(_BOM) else first_line
+
+
 def _scan(stream: IO[bytes], name: str, events: list[LineEvent],
           decoded: dict[int, Event] | None) -> Iterator[TraceProblem | None]:
     """Append every good event of ``stream`` to ``events``; yield every problem.
@@ -254,8 +259,8 @@ def _scan(stream: IO[bytes], name: str, events: list[LineEvent],
                     pieces.append(chunk[: start - 1])
                     head = b"".join(pieces)
                     pieces.clear()
-                    if number == 0 and head.startswith(_BOM):
-                        head = head[len(_BOM) :]
+                    if number == 0:
+                        head = _without_bom(head)
                     number += scan.region(head, 0, len(head), number + 1)
                 elif number == 0 and chunk.startswith(_BOM):
                     start = len(_BOM)
@@ -286,8 +291,8 @@ def _scan(stream: IO[bytes], name: str, events: list[LineEvent],
                     pieces.append(lines[0])
                     lines[0] = b"".join(pieces)
                     pieces.clear()
-                if number == 0 and lines[0].startswith(_BOM):
-                    lines[0] = lines[0][len(_BOM) :]
+                if number == 0:
+                    lines[0] = _without_bom(lines[0])
                 bulk = longest <= cap or max(map(len, lines)) <= cap
                 yield from scan.block(lines, number + 1, bulk)
                 number += len(lines)
@@ -304,8 +309,8 @@ def _scan(stream: IO[bytes], name: str, events: list[LineEvent],
                     skipping = True
         if pieces:
             last = b"".join(pieces)
-            if number == 0 and last.startswith(_BOM):
-                last = last[len(_BOM) :]
+            if number == 0:
+                last = _without_bom(last)
             yield from scan.line(last, number + 1, complete=False)
     except EOFError as exc:
         yield TraceProblem(name, number + 1, f"compressed stream ends early ({exc}); "

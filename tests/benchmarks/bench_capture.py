@@ -54,8 +54,9 @@ from typing import Any
 import orjson
 
 import pytest_replay as replay
-from pytest_replay.capture._speedups_loader import PURE_PYTHON_ENV, SPEEDUPS, implementation
+from pytest_replay.capture._speedups_loader import SPEEDUPS, implementation
 from pytest_replay.capture.runtime import RUNTIME
+from pytest_replay.native_switch import PURE_PYTHON_ENV
 
 Case = Callable[[int], None]
 

@@ -35,6 +35,7 @@ from pytest_replay.capture import _speedups_loader
 from pytest_replay.capture import traced as traced_module
 from pytest_replay.capture.callsite import CallSite
 from pytest_replay.capture.runtime import RUNTIME, Runtime
+from pytest_replay.native_switch import PURE_PYTHON_ENV
 from tests.capture.capturesupport import Captured
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +46,7 @@ needs_accelerator = pytest.mark.skipif(not RUNNING, reason=_speedups_loader.impl
 
 def _pure_env() -> dict[str, str]:
     env = dict(os.environ)
-    env[_speedups_loader.PURE_PYTHON_ENV] = "1"
+    env[PURE_PYTHON_ENV] = "1"
     return env
 
 
@@ -74,7 +75,7 @@ def _can_compile() -> bool:
     return shutil.which(compiler) is not None and headers.exists()
 
 
-@pytest.mark.skipif(bool(os.environ.get(_speedups_loader.PURE_PYTHON_ENV)),
+@pytest.mark.skipif(bool(os.environ.get(PURE_PYTHON_ENV)),
                     reason="pure Python forced by the environment")
 def test_the_accelerator_is_built_and_in_use_where_it_can_be() -> None:
     built = _built_here()
@@ -101,11 +102,11 @@ def test_a_build_of_another_version_is_refused(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_the_environment_variable_forces_pure_python(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(_speedups_loader.PURE_PYTHON_ENV, "1")
+    monkeypatch.setenv(PURE_PYTHON_ENV, "1")
     module, why = _speedups_loader._load()
     assert module is None
-    assert _speedups_loader.PURE_PYTHON_ENV in why
-    monkeypatch.setenv(_speedups_loader.PURE_PYTHON_ENV, "0")
+    assert PURE_PYTHON_ENV in why
+    monkeypatch.setenv(PURE_PYTHON_ENV, "0")
     assert (_speedups_loader._load()[0] is not None) == bool(_built_here())
 
 
@@ -121,7 +122,7 @@ def test_an_accelerator_that_fails_to_initialise_falls_back_with_the_reason(
             if name == "pytest_replay.capture._speedups":
                 raise SystemError("initialization of _speedups raised")
 
-    monkeypatch.delenv(_speedups_loader.PURE_PYTHON_ENV, raising=False)
+    monkeypatch.delenv(PURE_PYTHON_ENV, raising=False)
     monkeypatch.delitem(sys.modules, "pytest_replay.capture._speedups", raising=False)
     monkeypatch.delattr(capture_package, "_speedups", raising=False)
     monkeypatch.setattr(sys, "meta_path", [Broken(), *sys.meta_path])
