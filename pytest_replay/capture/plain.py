@@ -114,7 +114,7 @@ def shape(value: Any, max_str: int, max_items: int, max_depth: int,
                         safe_keys.add(key)
         else:
             plain = False
-            items = _children(node, kind, max_items)
+            items = children(node, kind, max_items)
         inner = depth + 1
         for item in items:
             budget -= 1
@@ -138,7 +138,7 @@ def shape(value: Any, max_str: int, max_items: int, max_depth: int,
     return PLAIN if plain else BOUNDED
 
 
-def _children(node: Any, kind: type, max_items: int) -> Iterable[Any]:
+def children(node: Any, kind: type, max_items: int) -> Iterable[Any]:
     """What the encoder would visit inside a value that is not a list or a dict."""
     if issubclass(kind, (tuple, list)):
         return tuple.__getitem__(node, slice(max_items)) if issubclass(kind, tuple) else (

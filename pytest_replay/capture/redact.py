@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Final, final
+from typing import Any, Final, final
+
+from pytest_replay.capture.textscan import NATIVE, gate_for
 
 DEFAULT_SECRET_WORDS: Final = (
     "password", "passwd", "passphrase", "secret", "token", "apikey", "api_key", "api-key",
@@ -68,7 +70,8 @@ class Redaction:
     """Which keys and values are secret. ``Redaction.off()`` turns it off, explicitly."""
 
     __slots__ = ("anchor_gate", "anchored", "clean_texts", "enabled", "everywhere", "names",
-                 "patterns", "plain_keys", "value_patterns", "value_rules", "verdicts", "words")
+                 "patterns", "plain_keys", "text_gate", "value_patterns", "value_rules", "verdicts",
+                 "words")
 
     def __init__(
         self,
@@ -121,6 +124,8 @@ class Redaction:
         self.plain_keys: set[str] = set()
         """Keys seen to be plain (ASCII, not secret): the encoder's fast path asks once."""
         """Answers given so far, by key: hot paths look here before calling."""
+        self.text_gate: Any = gate_for(self)
+        """The C anchor search (``textscan.gate_for``), or None: then Python scans alone."""
 
     def scrub(self, text: str) -> str:
         """``text`` with every secret-shaped part replaced (the same object if none)."""
@@ -169,7 +174,15 @@ class Redaction:
         Fields that name structure rather than hold data (``event_type``, ids,
         ``function_name``, a tagged value's ``$type`` and ``class``...) are
         left alone: they are code, and scanning them would only cost time.
+        The C walker does it where built; :meth:`scrub_encoded_python` is the reference.
         """
+        gate = self.text_gate
+        if gate is not None and NATIVE is not None:
+            return NATIVE.scrub_encoded(value, STRUCTURAL_FIELDS, gate, MIN_SCANNED, self.scrub)
+        return self.scrub_encoded_python(value)
+
+    def scrub_encoded_python(self, value: object) -> object:
+        """:meth:`scrub_encoded` in Python alone (the behaviour's definition)."""
         kind = type(value)
         if kind is str:
             return self.scrub(value)  # type: ignore[arg-type]
@@ -205,7 +218,7 @@ class Redaction:
                 return item
             return self.scrub(item)  # type: ignore[arg-type]
         if kind is dict or kind is list:
-            return self.scrub_encoded(item)
+            return self.scrub_encoded_python(item)
         return item
 
     @classmethod

@@ -33,10 +33,12 @@ from pytest_replay.capture.frames import (
     json_string,
 )
 from pytest_replay.capture.ids import IDS
-from pytest_replay.capture.plain import HUGE, PLAIN, shape
+from pytest_replay.capture.plain import HUGE, PLAIN, children, shape
 from pytest_replay.capture.redact import DEFAULT_REDACTION, MIN_SCANNED, Redaction
 from pytest_replay.capture.sinks import Sink
 from pytest_replay.capture.stats import SINK_ERROR, UNENCODABLE, SinkStats
+from pytest_replay.capture.textscan import NATIVE as NATIVE_WALK
+from pytest_replay.capture.textscan import gate_for
 from pytest_replay.format.values import (
     DEFAULT_LIMITS,
     Limits,
@@ -74,7 +76,9 @@ def _text_scanner(redaction: Redaction) -> Callable[[str], bool] | None:
                 seen[text] = verdict
         return verdict
 
-    return scan
+    # In C where built: a string holding no rule's anchor is answered there, the rest here.
+    gate: Callable[[str], bool] | None = gate_for(redaction, scan)
+    return scan if gate is None else gate
 
 
 def _scrubbing(write: Callable[[bytes], None], redaction: Redaction, runtime: Runtime
@@ -287,6 +291,11 @@ class Runtime:
         limits = self._limits
         try:
             redaction = self._redaction
+            if NATIVE_WALK is not None:
+                return int(NATIVE_WALK.shape(value, limits.max_str, limits.max_items,
+                                             limits.max_depth, self.is_secret,
+                                             redaction.verdicts, redaction.plain_keys,
+                                             self.secret_text, children, MIN_SCANNED))
             return shape(value, limits.max_str, limits.max_items, limits.max_depth,
                          self.is_secret, redaction.verdicts, redaction.plain_keys,
                          self.secret_text)

@@ -54,6 +54,7 @@ from typing import Any
 import orjson
 
 import pytest_replay as replay
+from pytest_replay.capture import textscan
 from pytest_replay.capture._speedups_loader import SPEEDUPS, implementation
 from pytest_replay.capture.runtime import RUNTIME
 from pytest_replay.native_switch import PURE_PYTHON_ENV
@@ -355,7 +356,7 @@ def main(argv: list[str]) -> int:
         directory = Path(temporary)
         replay.configure(sink=replay.MemorySink())  # sets defaults; cases swap in their sinks
         print(f"python {sys.version.split()[0]}, {calls} calls x {rounds} rounds, "
-              f"@traced: {implementation()}")
+              f"@traced: {implementation()}, value walks: {textscan.implementation()}")
         if not requests_only:
             cases, finish = build_cases(calls, directory)
             try:
