@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextvars import ContextVar, Token
-from typing import Any, Final, final
+from typing import Any, Final, TypeVar, final
 
 import orjson
 
@@ -27,6 +27,8 @@ from pytest_replay.capture.runtime import RUNTIME, current_ids
 from pytest_replay.capture.stats import UNENCODABLE
 from pytest_replay.format import events as ev
 from pytest_replay.format.values import redacted
+
+T = TypeVar("T")
 
 SYSTEMS: Final = ("postgresql", "mysql", "sqlite", "redis")
 SQL_SYSTEMS: Final = frozenset({"postgresql", "mysql", "sqlite"})
@@ -407,11 +409,27 @@ def emit(event: dict[str, Any]) -> None:
     if service is not None:
         event["service"] = service
     try:
+        if not RUNTIME.redaction.everywhere:  # (everywhere: the sink's write scans the line)
+            event = as_written(event)
         line = orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
     except Exception as exc:  # an encoder gap costs the event, not the request
         RUNTIME.drop(f"unencodable db_call: {type(exc).__name__}: {exc}", UNENCODABLE)
         return
     RUNTIME.send(memoryview(line).tobytes())
+
+
+def as_written(value: T) -> T:
+    """``value`` (an event, a statement, parameters) with secret-shaped text scrubbed.
+
+    The value scan covers database calls as every other event: a token in a
+    parameter, a ``password=`` in a statement's literal or in a fetched row.
+    Replay scans a live call the same way before matching it with a recording.
+    """
+    redaction = RUNTIME.redaction
+    if not redaction.value_patterns:
+        return value
+    scrubbed: T = redaction.scrub_encoded(value)  # type: ignore[assignment]
+    return scrubbed
 
 
 def error_fields(exc: BaseException) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from pytest_replay.capture.db_record import (
     ROLLBACK,
     SQL_SYSTEMS,
     SYSTEMS,
+    as_written,
     normalize_statement,
 )
 from pytest_replay.format.decode import DecodeError, decode, find_opaque
@@ -263,7 +264,16 @@ class DatabaseSession:
 
     def take(self, system: str, operation: str, statement: str, parameters: Any = ABSENT
              ) -> Recorded:
-        """The recording that answers this call, or raise :class:`UnrecordedCall`."""
+        """The recording that answers this call, or raise :class:`UnrecordedCall`.
+
+        The call is compared as capture would have written it: secret-shaped text
+        in its statement and parameters scrubbed, as it is in the recording.
+        """
+        statement = as_written(statement)
+        if system in SQL_SYSTEMS:
+            statement = normalize_statement(statement)
+        if parameters is not ABSENT:
+            parameters = as_written(parameters)
         key = None if parameters is ABSENT else _canonical(parameters)
         for recorded in self.recorded:
             if recorded.matches(system, operation, statement, key):

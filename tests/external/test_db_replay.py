@@ -303,6 +303,41 @@ def test_sqlite_replays_after_the_file_is_deleted(tmp_path: Path) -> None:
     assert_same_calls(recorded, again)
 
 
+@replay.traced
+def sqlite_keys(path: str, token: str) -> list[Any]:
+    """Stores a credential as a parameter and reads it back; a literal holds a password too."""
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute("create table keys (id integer primary key, value text)")
+        connection.execute("insert into keys (value) values (?)", (token,))
+    row = connection.execute(
+        "select value, 'dsn?password=hunter2hunter2' as note from keys").fetchone()
+    connection.close()
+    return list(row)
+
+
+def test_secret_text_in_database_calls_is_scrubbed_and_still_replays(tmp_path: Path) -> None:
+    path = tmp_path / "keys.db"
+    token = "Bearer sk9f8d7a6s5d4f3g2h1"
+    recorded = run(sqlite_keys, str(path), token)
+    assert recorded.error is None, recorded.error
+    assert recorded.value == [token, "dsn?password=hunter2hunter2"]
+    written = orjson.dumps(recorded.db_calls).decode()
+    assert "sk9f8d7a6s5d4f3g2h1" not in written and "hunter2hunter2" not in written
+    insert, select = (call for call in recorded.db_calls if call["operation"] == "execute"
+                      and call["statement"].startswith(("insert", "select")))
+    assert insert["parameters"]["items"] == ["Bearer [REDACTED]"]
+    assert "password=[REDACTED]" in select["statement"]
+    assert select["rows"] == [["Bearer [REDACTED]", "dsn?password=[REDACTED]"]]
+    path.unlink()
+    # The live call holds the real token; replay scrubs it the same way to find the recording.
+    again = replayed(recorded.db_calls, sqlite_keys, str(path), token)
+    assert again.error is None, again.error
+    assert again.value == ["Bearer [REDACTED]", "dsn?password=[REDACTED]"]
+    assert not path.exists()
+    assert_same_calls(recorded, again)
+
+
 # -- SQLAlchemy ---------------------------------------------------------------------------
 
 @replay.traced
