@@ -151,6 +151,19 @@ gate_may_hold(GateObject *gate, PyObject *text)
                       PyUnicode_GET_LENGTH(text));
 }
 
+/* ``question(text)`` taken as a truth value: 1, 0, or -1 with an exception set. */
+static int
+ask(PyObject *question, PyObject *text)
+{
+    PyObject *answer = PyObject_CallOneArg(question, text);
+    if (answer == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(answer);
+    Py_DECREF(answer);
+    return truth;
+}
+
 /* The gate's answer for ``text``: 1 secret-shaped, 0 not, -1 error. */
 static int
 gate_answer(GateObject *gate, PyObject *text)
@@ -159,13 +172,7 @@ gate_answer(GateObject *gate, PyObject *text)
     if (may <= 0 || gate->fallback == NULL) {
         return may;
     }
-    PyObject *verdict = PyObject_CallOneArg(gate->fallback, text);
-    if (verdict == NULL) {
-        return -1;
-    }
-    int secret = PyObject_IsTrue(verdict);
-    Py_DECREF(verdict);
-    return secret;
+    return ask(gate->fallback, text);
 }
 
 /* Copy the usable anchors of ``tuple`` (bytes kept in ``gate->keep``) after those taken.
@@ -454,13 +461,7 @@ look_text(Look *look, PyObject *text)
     if (Py_TYPE(look->secret_text) == &GateType) {
         return gate_answer((GateObject *)look->secret_text, text);
     }
-    PyObject *verdict = PyObject_CallOneArg(look->secret_text, text);
-    if (verdict == NULL) {
-        return -1;
-    }
-    int secret = PyObject_IsTrue(verdict);
-    Py_DECREF(verdict);
-    return secret;
+    return ask(look->secret_text, text);
 }
 
 /* An int: whether it is outside the signed 64-bit range (orjson's). */
@@ -515,18 +516,15 @@ key_fine(Look *look, PyObject *key)
     PyObject *verdict = PyDict_GetItemWithError(look->verdicts, key);
     int secret;
     if (verdict != NULL && verdict != Py_None) {
+        Py_INCREF(verdict);  /* borrowed; its truth may be Python code */
         secret = PyObject_IsTrue(verdict);
+        Py_DECREF(verdict);
     }
     else {
         if (verdict == NULL && PyErr_Occurred()) {
             return -1;
         }
-        PyObject *answer = PyObject_CallOneArg(look->is_secret, key);
-        if (answer == NULL) {
-            return -1;
-        }
-        secret = PyObject_IsTrue(answer);
-        Py_DECREF(answer);
+        secret = ask(look->is_secret, key);
     }
     if (secret < 0) {
         return -1;
