@@ -13,6 +13,14 @@
  *   - scrub_encoded(): Redaction.scrub_encoded, the scan of an encoded event.
  *
  * Nothing is kept across calls but the gate's anchor tables.
+ *
+ * Where the Python references raise because a callback or another thread changed the
+ * value mid-walk ("dictionary changed size during iteration"), these walks carry on and
+ * answer for what they saw: every element is owned while code can run, so that is safe,
+ * and the runtime treats either outcome as a value to encode carefully. Nesting is
+ * counted once per level (Py_EnterRecursiveCall) where Python spends two frames, so a
+ * value of several hundred levels that makes Python's scrub raise RecursionError is
+ * scrubbed here; capture's depth cap keeps real values far below either.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -258,16 +266,16 @@ gate_index(GateObject *gate, int kind, Anchor *anchors, Py_ssize_t count)
             const Anchor *anchor = &anchors[k];
             if (anchor->size == 1) {
                 gate->single[c] = 1;
-                gate->single[upper(c)] |= kind;
+                gate->single[upper((unsigned char)c)] |= (unsigned char)kind;
             }
             else {
                 unsigned char b = anchor->text[1];
                 pair_mark(gate->pairs[kind], (unsigned char)c, b);
                 pair_mark(gate->any_pair, (unsigned char)c, b);
                 if (kind) {  /* folded: the text may have either case of each byte */
-                    pair_mark(gate->any_pair, upper(c), b);
+                    pair_mark(gate->any_pair, upper((unsigned char)c), b);
                     pair_mark(gate->any_pair, (unsigned char)c, upper(b));
-                    pair_mark(gate->any_pair, upper(c), upper(b));
+                    pair_mark(gate->any_pair, upper((unsigned char)c), upper(b));
                 }
             }
             k++;
@@ -902,11 +910,12 @@ scrub_list(Scrub *scrub, PyObject *value)
         }
         Py_INCREF(item);
         PyObject *fresh = scrub_item(scrub, item);
+        int same = fresh == item;
         Py_DECREF(item);
         if (fresh == NULL) {
             goto error;
         }
-        if (fresh == item) {
+        if (same) {
             Py_DECREF(fresh);
             continue;
         }

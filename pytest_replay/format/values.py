@@ -52,6 +52,11 @@ class Limits:
         max_repr: int = 200,
         max_nodes: int = 100_000,
     ) -> None:
+        for name, cap in (("max_str", max_str), ("max_items", max_items),
+                          ("max_depth", max_depth), ("max_repr", max_repr),
+                          ("max_nodes", max_nodes)):
+            if type(cap) is not int or cap < 0:  # a negative cap has no meaning to any walker
+                raise ValueError(f"Limits({name}=...) must be an int of 0 or more, got {cap!r}")
         self.max_str = max_str
         self.max_items = max_items
         self.max_depth = max_depth

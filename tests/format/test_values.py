@@ -433,3 +433,11 @@ def test_encode_mapping_keeps_going_past_a_hostile_value() -> None:
 
 def test_redacted_placeholder_text() -> None:
     assert REDACTED_TEXT == "[REDACTED]"
+
+
+@pytest.mark.parametrize("field", ["max_str", "max_items", "max_depth", "max_repr", "max_nodes"])
+@pytest.mark.parametrize("bad", [-1, 2.5, "10", None, True])
+def test_limits_refuse_a_negative_or_non_int_cap_and_name_it(field: str, bad: object) -> None:
+    with pytest.raises(ValueError, match=rf"Limits\({field}=\.\.\.\) must be an int of 0 or more"):
+        Limits(**{field: bad})  # type: ignore[arg-type]
+    assert getattr(Limits(**{field: 0}), field) == 0
