@@ -333,6 +333,12 @@ static inline PyObject *
 read_slot(PyObject *obj, PyMemberDef *member, PyObject *name)
 {
     if (member != NULL) {
+        /* A plain object slot (find_slot checked): read it as PyMember_GetOne would,
+         * without its generic dispatch; an empty slot takes that path for its error. */
+        PyObject *value = *(PyObject **)((char *)obj + member->offset);
+        if (value != NULL) {
+            return Py_NewRef(value);
+        }
         return PyMember_GetOne((const char *)obj, member);
     }
     return PyObject_GetAttr(obj, name);
@@ -1080,7 +1086,16 @@ static int
 write_line(PyObject *line)
 {
     PyObject *write = read_slot(g_runtime, m_write, s_write);
-    PyObject *res = write == NULL ? NULL : PyObject_CallOneArg(write, line);
+    PyObject *res;
+    if (write != NULL && PyCFunction_Check(write)
+        && PyCFunction_GET_FUNCTION(write) == (PyCFunction)line_queue_write
+        && Py_IS_TYPE(PyCFunction_GET_SELF(write), &LineQueueType)) {
+        /* a background sink's queue (the usual sink): its append, without a call */
+        res = line_queue_write((LineQueueObject *)PyCFunction_GET_SELF(write), line);
+    }
+    else {
+        res = write == NULL ? NULL : PyObject_CallOneArg(write, line);
+    }
     Py_XDECREF(write);
     if (res != NULL) {
         Py_DECREF(res);
