@@ -817,6 +817,36 @@ new_frame(PyObject *cid, PyObject *entry)
     return frame;
 }
 
+/* The last few ids placed, and their (frame, events) pair in ``trees`` (borrowed: the
+ * dict holds them, and no key is replaced while a build runs). Ids are interned per read,
+ * so a pointer compare finds them: a call's events, and its children, sit next to each
+ * other in a file, and most lookups of a huge dict (each a cache miss) end here. */
+#define RECENT 4
+typedef struct {
+    PyObject *key[RECENT];
+    PyObject *value[RECENT];
+    int next;
+} Recent;
+
+static inline PyObject *
+recent_get(const Recent *recent, PyObject *key)
+{
+    for (int i = 0; i < RECENT; i++) {
+        if (recent->key[i] == key) {
+            return recent->value[i];
+        }
+    }
+    return NULL;
+}
+
+static inline void
+recent_put(Recent *recent, PyObject *key, PyObject *value)
+{
+    recent->key[recent->next] = key;
+    recent->value[recent->next] = value;
+    recent->next = (recent->next + 1) % RECENT;
+}
+
 /* Frames, linked; ``trees`` maps each id to (its frame, its request's events).
  * 1: built; 0: decline. */
 static int
@@ -866,13 +896,17 @@ build_frames(PyObject *events, PyObject *entry_kind, PyObject *frames, PyObject 
     /* Link each frame to its parent, whose request it joins: parents come first in the
      * file, except in a cycle or a merged log out of order (left to Python). */
     Py_ssize_t made = PyList_GET_SIZE(order);
+    Recent recent = {{NULL}, {NULL}, 0};
     for (Py_ssize_t i = 0; i < made && done > 0; i++) {
         PyObject *frame = PyList_GET_ITEM(order, i);
         PyObject *cid = SLOT(frame, S_ID);
         PyObject *parent_id = PyTuple_GET_ITEM(SLOT(frame, S_ENTRY), 3);
         PyObject *parent = NULL, *tree = NULL, *placed = NULL;
         if (parent_id != Py_None) {
-            placed = PyDict_GetItemWithError(trees, parent_id);
+            placed = recent_get(&recent, parent_id);
+            if (placed == NULL) {
+                placed = PyDict_GetItemWithError(trees, parent_id);
+            }
             if (placed != NULL) {
                 parent = PyTuple_GET_ITEM(placed, 0);
                 tree = PyTuple_GET_ITEM(placed, 1);
@@ -909,6 +943,9 @@ build_frames(PyObject *events, PyObject *entry_kind, PyObject *frames, PyObject 
         if (placed == NULL || PyDict_SetItem(trees, cid, placed) < 0) {
             done = -1;
         }
+        else {
+            recent_put(&recent, cid, placed); /* trees holds it */
+        }
         Py_XDECREF(placed);
     }
     Py_DECREF(order);
@@ -926,6 +963,7 @@ place_events(PyObject *events, PyObject *entry_kind, PyObject *exit_kind, PyObje
     long long previous = LLONG_MIN;
     *ordered = 1;
     PyObject *last = NULL, *frame = NULL, *tree = NULL; /* neighbours often share an id */
+    Recent recent = {{NULL}, {NULL}, 0};
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *item = PyList_GET_ITEM(events, i);
         PyObject *cid = PyTuple_GET_ITEM(item, 2);
@@ -943,9 +981,12 @@ place_events(PyObject *events, PyObject *entry_kind, PyObject *exit_kind, PyObje
             previous = value;
         }
         if (cid != last) {
-            PyObject *placed = NULL;
-            if (PyUnicode_CheckExact(cid)) { /* other ids place nothing, as in place_events */
+            PyObject *placed = recent_get(&recent, cid);
+            if (placed == NULL && PyUnicode_CheckExact(cid)) { /* other ids place nothing */
                 placed = PyDict_GetItemWithError(trees, cid);
+                if (placed != NULL) {
+                    recent_put(&recent, cid, placed);
+                }
             }
             last = placed != NULL ? cid : NULL;
             frame = placed != NULL ? PyTuple_GET_ITEM(placed, 0) : NULL;
