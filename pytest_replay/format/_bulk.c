@@ -1062,7 +1062,15 @@ bulk_tree(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "configure_model() was not called");
         return NULL;
     }
-    PyObject *frames = PyDict_New(), *trees = PyDict_New();
+    /* Sized for every entry at once: growing a dict of a hundred thousand ids rehashes it
+     * again and again, each time through memory no cache holds. */
+    Py_ssize_t entries = 0, count = PyList_GET_SIZE(args[0]);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(args[0], i);
+        entries += Py_IS_TYPE(item, g_line_event) && PyTuple_GET_SIZE(item) == LINE_EVENT_ITEMS
+                   && PyTuple_GET_ITEM(item, 1) == args[1];
+    }
+    PyObject *frames = _PyDict_NewPresized(entries), *trees = _PyDict_NewPresized(entries);
     PyObject *roots = PyList_New(0), *per_root = PyList_New(0), *orphans = PyList_New(0);
     PyObject *result = NULL;
     if (frames && trees && roots && per_root && orphans) {
