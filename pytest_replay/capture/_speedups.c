@@ -461,6 +461,10 @@ static PyObject *
 line_queue_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     PyObject *buffer, *crowded;
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
+        PyErr_SetString(PyExc_TypeError, "LineQueue() takes no keyword arguments");
+        return NULL;
+    }
     Py_ssize_t soft_limit;
     if (!PyArg_ParseTuple(args, "O!nO:LineQueue", &PyList_Type, &buffer, &soft_limit,
                           &crowded)) {
@@ -1494,6 +1498,7 @@ traced_dealloc(TracedObject *self)
 static PyObject *
 traced_descr_get(PyObject *self, PyObject *obj, PyObject *type)
 {
+    (void)type;
     if (obj == NULL || obj == Py_None) {
         return Py_NewRef(self);
     }
@@ -1517,6 +1522,7 @@ traced_repr(TracedObject *self)
 static PyObject *
 traced_reduce(TracedObject *self, PyObject *unused)
 {
+    (void)unused;
     return PyObject_GetAttr((PyObject *)self, s_qualname);
 }
 
@@ -1634,6 +1640,7 @@ learn_escapes(void)
 static PyObject *
 install(PyObject *module, PyObject *args, PyObject *kwargs)
 {
+    (void)module;
     PyObject *runtime, *ids, *frame_var, *trace_type, *dumps, *value_json, *capture_failed,
         *record_failure, *unsampled, *marker;
     Py_ssize_t min_scanned;
@@ -1696,6 +1703,7 @@ install(PyObject *module, PyObject *args, PyObject *kwargs)
 static PyObject *
 float_json(PyObject *module, PyObject *value)
 {
+    (void)module;
     double d = PyFloat_AsDouble(value);
     if (d == -1.0 && PyErr_Occurred()) {
         return NULL;
@@ -1711,6 +1719,8 @@ float_json(PyObject *module, PyObject *value)
 static PyObject *
 shortcuts(PyObject *module, PyObject *unused)
 {
+    (void)module;
+    (void)unused;
     return Py_BuildValue("{sOsO}", "floats", g_fast_floats ? Py_True : Py_False,
                          "strings", g_fast_strings ? Py_True : Py_False);
 }
