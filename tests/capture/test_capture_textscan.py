@@ -804,6 +804,19 @@ def test_a_falsy_answer_that_cannot_say_so_raises() -> None:
                  lambda t: Undecided())  # type: ignore[arg-type,return-value]
 
 
+
+def _refuses(function: Callable[..., Any], good: list[Any],
+             wrongs: tuple[tuple[int, Any], ...], counts: tuple[int, ...]) -> None:
+    """``function`` raises TypeError for each wrong argument in place, and each wrong count."""
+    for index, wrong in wrongs:
+        args = list(good)
+        args[index] = wrong
+        with pytest.raises(TypeError):
+            function(*args)
+    for count in counts:
+        with pytest.raises(TypeError):
+            function(*(good * 2)[:count])
+
 @needs_c
 def test_wrong_argument_types_raise_type_error() -> None:
     value = {"password": "Bearer abcdefghijkl", "x": Obj({"a": 1}), "y": [1]}
@@ -812,28 +825,14 @@ def test_wrong_argument_types_raise_type_error() -> None:
     shape_wrong: tuple[tuple[int, Any], ...] = (
         (1, "20"), (2, None), (3, 1.5), (4, None), (4, 5), (5, None), (5, []), (6, None),
         (6, {}), (6, []), (7, 5), (8, None), (9, "6"))
-    for index, wrong in shape_wrong:
-        args = list(good)
-        args[index] = wrong
-        with pytest.raises(TypeError):
-            _c().shape(*args)
-    for count in (0, 3, 11):
-        with pytest.raises(TypeError):
-            _c().shape(*(good * 2)[:count])
+    _refuses(_c().shape, good, shape_wrong, (0, 3, 11))
     redaction = Redaction()
     gate = build_gate(redaction, None)
     scrub_args: list[Any] = [value, STRUCTURAL_FIELDS, gate, MIN_SCANNED, redaction.scrub]
     scrub_wrong: tuple[tuple[int, Any], ...] = (
         (1, None), (1, ["event_type"]), (2, None), (2, redaction.scrub), (3, "6"), (3, None),
         (4, None), (4, 5))
-    for index, wrong in scrub_wrong:
-        args = list(scrub_args)
-        args[index] = wrong
-        with pytest.raises(TypeError):
-            _c().scrub_encoded(*args)
-    for count in (0, 4, 6):
-        with pytest.raises(TypeError):
-            _c().scrub_encoded(*(scrub_args * 2)[:count])
+    _refuses(_c().scrub_encoded, scrub_args, scrub_wrong, (0, 4, 6))
     anchor_gate = _c().AnchorGate
     for gate_args in ((None, ()), (("a",), None), (["a"], ()), (("a",), (1,)), ((b"a",), ()),
                       (("a",), (), 5), ()):
