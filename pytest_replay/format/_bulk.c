@@ -817,40 +817,109 @@ new_frame(PyObject *cid, PyObject *entry)
     return frame;
 }
 
-/* The last few ids placed, and their (frame, events) pair in ``trees`` (borrowed: the
- * dict holds them, and no key is replaced while a build runs). Ids are interned per read,
- * so a pointer compare finds them: a call's events, and its children, sit next to each
- * other in a file, and most lookups of a huge dict (each a cache miss) end here. */
+/* Each linked frame's request (its list of events), by the frame's address: open
+ * addressing over a table at most half full, filled once and freed with the build. No
+ * Python object per frame, no string compare; frames and lists are borrowed (``frames``
+ * and ``per_root`` hold them for the whole build). */
+typedef struct {
+    PyObject *frame;
+    PyObject *tree;
+} TreeSlot;
+
+typedef struct {
+    TreeSlot *slots;
+    size_t mask;
+    int shift;
+} TreeMap;
+
+static int
+tree_map_init(TreeMap *map, Py_ssize_t frames)
+{
+    size_t capacity = 16;
+    int bits = 4;
+    while (capacity < (size_t)frames * 2) {
+        capacity <<= 1;
+        bits++;
+    }
+    map->slots = PyMem_Calloc(capacity, sizeof(TreeSlot));
+    if (map->slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    map->mask = capacity - 1;
+    map->shift = 64 - bits;
+    return 0;
+}
+
+static inline size_t
+tree_map_home(const TreeMap *map, PyObject *frame)
+{
+    return (size_t)(((uint64_t)(uintptr_t)frame * 0x9E3779B97F4A7C15ULL) >> map->shift);
+}
+
+static PyObject *
+tree_map_get(const TreeMap *map, PyObject *frame)
+{
+    for (size_t i = tree_map_home(map, frame);; i = (i + 1) & map->mask) {
+        TreeSlot *slot = &map->slots[i];
+        if (slot->frame == frame) {
+            return slot->tree;
+        }
+        if (slot->frame == NULL) {
+            return NULL;
+        }
+    }
+}
+
+/* Only for a frame not in the map yet, and never more than the frames it was sized for. */
+static void
+tree_map_put(TreeMap *map, PyObject *frame, PyObject *tree)
+{
+    size_t i = tree_map_home(map, frame);
+    while (map->slots[i].frame != NULL) {
+        i = (i + 1) & map->mask;
+    }
+    map->slots[i] = (TreeSlot){frame, tree};
+}
+
+/* The last few ids placed, with their frame and request (borrowed, as in the map). Ids
+ * are interned per read, so a pointer compare finds them: a call's events, and its
+ * children, sit next to each other in a file, and most lookups of the huge ``frames``
+ * dict (each a cache miss) end here. */
 #define RECENT 4
 typedef struct {
     PyObject *key[RECENT];
-    PyObject *value[RECENT];
+    PyObject *frame[RECENT];
+    PyObject *tree[RECENT];
     int next;
 } Recent;
 
-static inline PyObject *
-recent_get(const Recent *recent, PyObject *key)
+static inline int
+recent_get(const Recent *recent, PyObject *key, PyObject **frame, PyObject **tree)
 {
     for (int i = 0; i < RECENT; i++) {
         if (recent->key[i] == key) {
-            return recent->value[i];
+            *frame = recent->frame[i];
+            *tree = recent->tree[i];
+            return 1;
         }
     }
-    return NULL;
+    return 0;
 }
 
 static inline void
-recent_put(Recent *recent, PyObject *key, PyObject *value)
+recent_put(Recent *recent, PyObject *key, PyObject *frame, PyObject *tree)
 {
     recent->key[recent->next] = key;
-    recent->value[recent->next] = value;
+    recent->frame[recent->next] = frame;
+    recent->tree[recent->next] = tree;
     recent->next = (recent->next + 1) % RECENT;
 }
 
-/* Frames, linked; ``trees`` maps each id to (its frame, its request's events).
+/* Frames, linked; ``map`` gets each frame's request (its list of events).
  * 1: built; 0: decline. */
 static int
-build_frames(PyObject *events, PyObject *entry_kind, PyObject *frames, PyObject *trees,
+build_frames(PyObject *events, PyObject *entry_kind, PyObject *frames, TreeMap *map,
              PyObject *roots, PyObject *per_root)
 {
     Py_ssize_t count = PyList_GET_SIZE(events);
@@ -893,30 +962,31 @@ build_frames(PyObject *events, PyObject *entry_kind, PyObject *frames, PyObject 
         }
         Py_DECREF(frame);
     }
-    /* Link each frame to its parent, whose request it joins: parents come first in the
-     * file, except in a cycle or a merged log out of order (left to Python). */
     Py_ssize_t made = PyList_GET_SIZE(order);
-    Recent recent = {{NULL}, {NULL}, 0};
+    if (done > 0 && tree_map_init(map, made) < 0) {
+        done = -1;
+    }
+    /* Link each frame to its parent, whose request it joins: parents come first in the
+     * file, except in a cycle or a merged log out of order (left to Python). A parent
+     * already linked is in the map; one in ``frames`` but not yet linked is the frame
+     * itself, a cycle, or a later line. */
+    Recent recent = {{NULL}, {NULL}, {NULL}, 0};
     for (Py_ssize_t i = 0; i < made && done > 0; i++) {
         PyObject *frame = PyList_GET_ITEM(order, i);
         PyObject *cid = SLOT(frame, S_ID);
         PyObject *parent_id = PyTuple_GET_ITEM(SLOT(frame, S_ENTRY), 3);
-        PyObject *parent = NULL, *tree = NULL, *placed = NULL;
-        if (parent_id != Py_None) {
-            placed = recent_get(&recent, parent_id);
-            if (placed == NULL) {
-                placed = PyDict_GetItemWithError(trees, parent_id);
-            }
-            if (placed != NULL) {
-                parent = PyTuple_GET_ITEM(placed, 0);
-                tree = PyTuple_GET_ITEM(placed, 1);
+        PyObject *parent = NULL, *tree = NULL;
+        if (parent_id != Py_None && !recent_get(&recent, parent_id, &parent, &tree)) {
+            parent = PyDict_GetItemWithError(frames, parent_id);
+            if (parent != NULL) {
+                tree = tree_map_get(map, parent);
+                if (tree == NULL) {
+                    done = 0; /* itself, a cycle, or a later parent */
+                    break;
+                }
             }
             else if (PyErr_Occurred()) {
                 done = -1;
-                break;
-            }
-            else if (PyDict_GetItemWithError(frames, parent_id) != NULL || PyErr_Occurred()) {
-                done = PyErr_Occurred() ? -1 : 0; /* itself, a cycle, or a later parent */
                 break;
             }
         }
@@ -939,14 +1009,8 @@ build_frames(PyObject *events, PyObject *entry_kind, PyObject *frames, PyObject 
             }
             Py_SETREF(SLOT(frame, S_PARENT), link);
         }
-        placed = PyTuple_Pack(2, frame, tree);
-        if (placed == NULL || PyDict_SetItem(trees, cid, placed) < 0) {
-            done = -1;
-        }
-        else {
-            recent_put(&recent, cid, placed); /* trees holds it */
-        }
-        Py_XDECREF(placed);
+        tree_map_put(map, frame, tree);
+        recent_put(&recent, cid, frame, tree);
     }
     Py_DECREF(order);
     return done;
@@ -956,14 +1020,14 @@ build_frames(PyObject *events, PyObject *entry_kind, PyObject *frames, PyObject 
  * *ordered: 1 when every timestamp is an integer and none is below the one before,
  * 0 when some is below, -1 when some is no integer that fits 64 bits (Python judges). */
 static int
-place_events(PyObject *events, PyObject *entry_kind, PyObject *exit_kind, PyObject *trees,
-             PyObject *orphans, int *ordered)
+place_events(PyObject *events, PyObject *entry_kind, PyObject *exit_kind, PyObject *frames,
+             const TreeMap *map, PyObject *orphans, int *ordered)
 {
     Py_ssize_t count = PyList_GET_SIZE(events);
     long long previous = LLONG_MIN;
     *ordered = 1;
     PyObject *last = NULL, *frame = NULL, *tree = NULL; /* neighbours often share an id */
-    Recent recent = {{NULL}, {NULL}, 0};
+    Recent recent = {{NULL}, {NULL}, {NULL}, 0};
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *item = PyList_GET_ITEM(events, i);
         PyObject *cid = PyTuple_GET_ITEM(item, 2);
@@ -981,16 +1045,16 @@ place_events(PyObject *events, PyObject *entry_kind, PyObject *exit_kind, PyObje
             previous = value;
         }
         if (cid != last) {
-            PyObject *placed = recent_get(&recent, cid);
-            if (placed == NULL && PyUnicode_CheckExact(cid)) { /* other ids place nothing */
-                placed = PyDict_GetItemWithError(trees, cid);
-                if (placed != NULL) {
-                    recent_put(&recent, cid, placed);
+            frame = tree = NULL;
+            if (!recent_get(&recent, cid, &frame, &tree)
+                && PyUnicode_CheckExact(cid)) { /* other ids place nothing */
+                frame = PyDict_GetItemWithError(frames, cid);
+                if (frame != NULL) {
+                    tree = tree_map_get(map, frame); /* every frame was linked */
+                    recent_put(&recent, cid, frame, tree);
                 }
             }
-            last = placed != NULL ? cid : NULL;
-            frame = placed != NULL ? PyTuple_GET_ITEM(placed, 0) : NULL;
-            tree = placed != NULL ? PyTuple_GET_ITEM(placed, 1) : NULL;
+            last = frame != NULL ? cid : NULL;
         }
         if (frame == NULL) {
             if (PyErr_Occurred() || PyList_Append(orphans, item) < 0) {
@@ -1070,14 +1134,15 @@ bulk_tree(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         entries += Py_IS_TYPE(item, g_line_event) && PyTuple_GET_SIZE(item) == LINE_EVENT_ITEMS
                    && PyTuple_GET_ITEM(item, 1) == args[1];
     }
-    PyObject *frames = _PyDict_NewPresized(entries), *trees = _PyDict_NewPresized(entries);
+    PyObject *frames = _PyDict_NewPresized(entries);
     PyObject *roots = PyList_New(0), *per_root = PyList_New(0), *orphans = PyList_New(0);
     PyObject *result = NULL;
-    if (frames && trees && roots && per_root && orphans) {
+    TreeMap map = {NULL, 0, 0};
+    if (frames && roots && per_root && orphans) {
         int ordered = 0;
-        int done = build_frames(args[0], args[1], frames, trees, roots, per_root);
+        int done = build_frames(args[0], args[1], frames, &map, roots, per_root);
         if (done > 0) {
-            done = place_events(args[0], args[1], args[2], trees, orphans, &ordered);
+            done = place_events(args[0], args[1], args[2], frames, &map, orphans, &ordered);
         }
         if (done > 0) {
             Py_SETREF(roots, make_roots(roots, per_root, args[3]));
@@ -1091,7 +1156,7 @@ bulk_tree(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     Py_XDECREF(frames);
-    Py_XDECREF(trees);
+    PyMem_Free(map.slots);
     Py_XDECREF(roots);
     Py_XDECREF(per_root);
     Py_XDECREF(orphans);
