@@ -40,7 +40,7 @@
 #endif
 
 /* Bumped whenever what bulk.py and this module expect of each other changes. */
-#define INTERFACE 2
+#define INTERFACE 3
 
 #define MAX_DEPTH 1000 /* orjson's limit is 1024: deeper lines go to Python, which says so */
 #define MAX_FIELDS 64
@@ -1334,7 +1334,24 @@ bulk_configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(presized_doc,
+"presized(n) -> dict\n\n"
+"An empty dict with room for about n keys: the read's interned ids, which would\n"
+"otherwise be rehashed again and again as a large trace fills them in.");
+
+static PyObject *
+bulk_presized(PyObject *module, PyObject *count)
+{
+    (void)module;
+    Py_ssize_t n = PyLong_AsSsize_t(count);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    return _PyDict_NewPresized(n < 0 ? 0 : n);
+}
+
 static PyMethodDef bulk_methods[] = {
+    {"presized", (PyCFunction)bulk_presized, METH_O, presized_doc},
     {"region", (PyCFunction)(void (*)(void))bulk_region, METH_FASTCALL, region_doc},
     {"tree", (PyCFunction)(void (*)(void))bulk_tree, METH_FASTCALL, tree_doc},
     {"configure_model", (PyCFunction)(void (*)(void))bulk_configure_model, METH_FASTCALL,

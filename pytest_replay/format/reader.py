@@ -17,6 +17,8 @@ import contextlib
 import gc
 import gzip
 import io
+import os
+import stat
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -39,7 +41,7 @@ from pytest_replay.format.lines import (
     cut_short,
     parse_line,
 )
-from pytest_replay.format.native import NATIVE_REGION
+from pytest_replay.format.native import NATIVE_REGION, ids_for_size
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -219,6 +221,17 @@ class _Scan:
         self.events.append(LineEvent(number, event))
 
 
+def _size_of(stream: IO[bytes]) -> int | None:
+    """The size of the plain file under ``stream``, or None (a pipe, a gzip stream)."""
+    if isinstance(stream, gzip.GzipFile):
+        return None  # its file's size is the compressed one
+    try:
+        info = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # no file under it, or closed
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
 def _without_bom(first_line: bytes) -> bytes:
     """The file's first line without the UTF-8 byte order mark some editors write."""
     return first_line[len(_BOM) :] if first_line.startswith(_BOM) else first_line
@@ -237,6 +250,8 @@ def _scan(stream: IO[bytes], name: str, events: list[LineEvent],
     end of a chunk waits, in pieces, for the next.
     """
     scan = _Scan(name, events, decoded)
+    if NATIVE_REGION is not None and decoded is not None:
+        scan.seen.ids = ids_for_size(_size_of(stream))
     read: Callable[[int], bytes] = getattr(stream, "read1", stream.read)
     cap = _lines.MAX_LINE_BYTES  # read at call time, so tests can lower the cap
     pieces: list[bytes] = []  # the unfinished line
