@@ -20,11 +20,8 @@ from collections.abc import Callable
 from contextvars import ContextVar, Token
 from typing import Any, Final, TypeVar, final
 
-import orjson
-
 from pytest_replay.capture.clock import wall_ns
 from pytest_replay.capture.runtime import RUNTIME, current_ids
-from pytest_replay.capture.stats import UNENCODABLE
 from pytest_replay.format import events as ev
 from pytest_replay.format.values import redacted
 
@@ -399,23 +396,8 @@ class Call:
 
 
 def emit(event: dict[str, Any]) -> None:
-    """Encode and send one event, as ``RUNTIME.emit`` does, keeping only the line's bytes.
-
-    orjson hands back its whole output buffer (4 KB however short the line);
-    a sink holds lines until its writer drains them, so each would cost 4 KB
-    and page faults. A copy of exactly the line's size costs ~50 ns.
-    """
-    service = RUNTIME.service
-    if service is not None:
-        event["service"] = service
-    try:
-        if not RUNTIME.redaction.everywhere:  # (everywhere: the sink's write scans the line)
-            event = as_written(event)
-        line = orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
-    except Exception as exc:  # an encoder gap costs the event, not the request
-        RUNTIME.drop(f"unencodable db_call: {type(exc).__name__}: {exc}", UNENCODABLE)
-        return
-    RUNTIME.send(memoryview(line).tobytes())
+    """Encode and send one ``db_call`` (scanned, stamped and copied as every event is)."""
+    RUNTIME.emit(event, "db_call")
 
 
 def as_written(value: T) -> T:

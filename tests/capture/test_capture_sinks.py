@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
+import tracemalloc
 from pathlib import Path
 
 import orjson
@@ -253,3 +256,27 @@ def test_the_write_of_background_sinks_is_the_same_in_c_and_python(
     assert reasons.strip() == f"[('buffer_full', {int(dropped) - 1}), ('sink_closed', 1)]"
     numbers = [orjson.loads(line)["n"] for line in (tmp_path / "t.jsonl").read_bytes().split()]
     assert len(numbers) == int(written) and numbers == sorted(numbers) and 99 not in numbers
+
+
+def test_queued_lines_hold_only_their_own_bytes(restore_capture: None) -> None:
+    """orjson hands back a 4 KB buffer for any line; a sink holding thousands must not
+    keep 4 KB each (variables, environment reads and database calls alike)."""
+    sink = replay.MemorySink()
+    replay.configure(sink=sink)
+    connection = sqlite3.connect(":memory:")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        with replay.request_scope("r1"):
+            for index in range(300):
+                replay.variable("total", index)
+                os.environ.get("HOME")
+                connection.execute("select ?", (index,)).fetchone()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        connection.close()
+    kinds = {orjson.loads(line)["event_type"] for line in sink.lines}
+    assert {"variable_change", "nondeterminism", "db_call"} <= kinds
+    assert len(sink.lines) >= 900
+    assert held / len(sink.lines) < 1024, f"{held / len(sink.lines):.0f} bytes per line"
