@@ -11,24 +11,14 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Final
 
-from pytest_replay.native_switch import PURE_PYTHON_ENV, pure_python_requested
+from pytest_replay.native_switch import load_extension
 
 INTERFACE: Final = 3
 """The contract with ``_speedups.c`` this Python expects (its ``INTERFACE``)."""
 
 
 def _load() -> tuple[ModuleType | None, str]:
-    if pure_python_requested():
-        return None, f"{PURE_PYTHON_ENV} is set"
-    try:
-        from pytest_replay.capture import _speedups
-    except ImportError as exc:  # not built (no compiler at install), or built for another Python
-        return None, f"the C accelerator is not built ({exc})"
-    except Exception as exc:  # a build that fails to initialise must cost speed, never the import
-        return None, f"the C accelerator failed to load: {type(exc).__name__}: {exc}"
-    if getattr(_speedups, "INTERFACE", None) != INTERFACE:  # left over from an older source
-        return None, "the C accelerator was built from another version: reinstall to rebuild it"
-    return _speedups, ""
+    return load_extension("pytest_replay.capture._speedups", INTERFACE, "the C accelerator")
 
 
 SPEEDUPS, WHY_PURE = _load()

@@ -13,10 +13,9 @@ a compiler at install, or with ``TELEMETRY_REPLAY_PURE_PYTHON=1``, only Python r
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
-from pytest_replay.native_switch import PURE_PYTHON_ENV, pure_python_requested
+from pytest_replay.native_switch import load_extension
 
 if TYPE_CHECKING:
     from pytest_replay.capture.redact import Redaction
@@ -27,21 +26,8 @@ INTERFACE: Final = 1
 """The contract with ``_textscan.c`` this module expects (its ``INTERFACE``)."""
 
 
-def _load() -> tuple[ModuleType | None, str]:
-    if pure_python_requested():
-        return None, f"{PURE_PYTHON_ENV} is set"
-    try:
-        from pytest_replay.capture import _textscan
-    except ImportError as exc:  # not built (no compiler at install), or for another Python
-        return None, f"the C value walker is not built ({exc})"
-    except Exception as exc:  # a build that fails to start must cost speed, never the import
-        return None, f"the C value walker failed to load: {type(exc).__name__}: {exc}"
-    if getattr(_textscan, "INTERFACE", None) != INTERFACE:
-        return None, "the C value walker was built from another version: reinstall to rebuild"
-    return _textscan, ""
-
-
-NATIVE, WHY_PYTHON = _load()
+NATIVE, WHY_PYTHON = load_extension("pytest_replay.capture._textscan", INTERFACE,
+                                     "the C value walker")
 """The C module, or None; and if None, why."""
 
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 from pytest_replay.format.bulk import CANONICAL_KINDS
 from pytest_replay.format.events import FIELD_TYPES, Event
 from pytest_replay.format.line_event import LineEvent
-from pytest_replay.native_switch import PURE_PYTHON_ENV, pure_python_requested
+from pytest_replay.native_switch import load_extension
 
 __all__ = ["NATIVE_REGION", "WHY_PYTHON", "ids_for_size", "implementation", "native_tree"]
 
@@ -34,16 +34,9 @@ NativeTree = Callable[[list[Any], str, str, str], "tuple[Any, Any, Any, bool | N
 
 def _load_native() -> tuple[Any, str]:
     """The C bulk reader, configured, or None and why (no compiler at install, or turned off)."""
-    if pure_python_requested():
-        return None, f"{PURE_PYTHON_ENV} is set"
-    try:
-        from pytest_replay.format import _bulk
-    except ImportError as exc:
-        return None, f"the C bulk reader is not built ({exc})"
-    except Exception as exc:  # a broken build costs speed, never the import
-        return None, f"the C bulk reader failed to load: {type(exc).__name__}: {exc}"
-    if getattr(_bulk, "INTERFACE", None) != _INTERFACE:
-        return None, "the C bulk reader was built from another version: reinstall to rebuild it"
+    _bulk, why = load_extension("pytest_replay.format._bulk", _INTERFACE, "the C bulk reader")
+    if _bulk is None:
+        return None, why
     masks = {name: sum(_TYPE_BITS[kind] for kind in spec[0])
              for name, spec in FIELD_TYPES.items()}
     try:
