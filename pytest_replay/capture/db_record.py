@@ -401,11 +401,11 @@ def emit(event: dict[str, Any]) -> None:
 
 
 def as_written(value: T) -> T:
-    """``value`` (an event, a statement, parameters) with secret-shaped text scrubbed.
+    """A statement or its parameters as a written ``db_call`` holds them: scanned.
 
-    The value scan covers database calls as every other event: a token in a
-    parameter, a ``password=`` in a statement's literal or in a fetched row.
-    Replay scans a live call the same way before matching it with a recording.
+    Every event, database calls included, goes through the value scan when it
+    is written (:meth:`Runtime.emit`); replay scans a live call's statement and
+    parameters the same way before matching them with a recording.
     """
     redaction = RUNTIME.redaction
     if not redaction.value_patterns:
