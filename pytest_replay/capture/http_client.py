@@ -17,7 +17,7 @@ from pytest_replay.capture.http_event import (
 )
 from pytest_replay.capture.http_libs import absolute_url, origin
 from pytest_replay.capture.http_state import DROP_CATEGORY, LAYER, LOG, STATE, ServedError
-from pytest_replay.capture.runtime import RUNTIME
+from pytest_replay.capture.runtime import RUNTIME, current_ids
 
 # -- http.client -------------------------------------------------------------------------
 
@@ -108,6 +108,8 @@ def http_client_wrappers(scheme_of: Callable[[Any], str]
             if not STATE.enabled or LAYER.get() is not None:
                 return original(self, *args, **kwargs)
             self.__dict__.pop(_PENDING, None)
+            if not RUNTIME.active or current_ids()[0] is None:
+                return original(self, *args, **kwargs)  # unsampled: no URL built, no drop
             try:
                 method, target, body, headers = _split_request_args(args, kwargs)
                 url = absolute_url(lambda: origin(scheme_of(self), self.host, self.port), target)
