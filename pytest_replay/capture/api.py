@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar, Token
 from typing import Any, TypeVar, final
 
 from pytest_replay.capture.buffered import BufferedSink
@@ -182,8 +183,22 @@ class RequestScope:
         return scope.request_id if scope.sampled else None
 
     def __exit__(self, *exc_info: object) -> None:
-        CURRENT_FRAME.reset(self._frame_token)
-        CURRENT_SCOPE.reset(self._scope_token)
+        _restore(CURRENT_FRAME, self._frame_token)
+        _restore(CURRENT_SCOPE, self._scope_token)
+
+
+def _restore(variable: ContextVar[Any], token: Token[Any]) -> None:
+    """Put back what ``token`` replaced, also where the scope is left in another Context.
+
+    FastAPI runs each half of a sync yield-dependency in its own thread, with
+    a copy of the context: ``reset`` then refuses the token (``ValueError``),
+    and the request must go on as it would without capture.
+    """
+    try:
+        variable.reset(token)
+    except ValueError:
+        old = token.old_value
+        variable.set(None if old is Token.MISSING else old)
 
 
 def _emit_here(event: dict[str, Any]) -> None:

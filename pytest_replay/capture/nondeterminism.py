@@ -89,6 +89,12 @@ def _recording(source: str, original: Callable[..., Any]) -> Callable[..., Any]:
         _record(source, args[0] if keyed and args else None, value)
         return value
 
+    if not keyed:
+        # pickle finds a function by module and qualified name: name the wrapper as the
+        # module attribute it replaces (``random.random``, not ``Random.random``), so
+        # ``ProcessPoolExecutor.submit(os.urandom, 16)`` still pickles it
+        module, _, attribute = source.rpartition(".")
+        wrapper.__module__, wrapper.__qualname__ = module, attribute
     setattr(wrapper, _MARK, True)
     return wrapper
 
