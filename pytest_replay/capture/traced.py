@@ -103,11 +103,17 @@ def traced(function: F) -> F:
     """Record each call of ``function`` (sync or async; methods too) as entry/exit events.
 
     Generator functions are wrapped too: the call is recorded, and the
-    generator is returned untouched (never iterated by capture).
+    generator is returned untouched (never iterated by capture). A
+    ``property`` gets its getter, setter and deleter traced.
     """
     if isinstance(function, (classmethod, staticmethod)):
         inner = traced(function.__func__)
         return cast(F, type(function)(inner))
+    if type(function) is property:  # its getter, setter and deleter are the calls
+        accessors = (function.fget, function.fset, function.fdel)
+        getter, setter, deleter = (None if accessor is None else traced(accessor)
+                                   for accessor in accessors)
+        return cast(F, property(getter, setter, deleter, function.__doc__))
     if getattr(function, TRACED_ATTRIBUTE, False):
         return function
     site = CallSite(function)
