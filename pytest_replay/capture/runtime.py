@@ -288,10 +288,10 @@ class Runtime:
         if verdict == PLAIN:
             return value
         limits = self._small_limits if verdict == HUGE else self._limits
-        encoded = encode(value, limits, self.is_secret)
-        if self.secret_text is not None:
-            encoded = self._redaction.scrub_encoded(encoded)
-        return encoded
+        if self.secret_text is None:
+            return encode(value, limits, self.is_secret)
+        redaction = self._redaction
+        return redaction.scrub_encoded(encode(value, limits, self.is_secret, redaction.scrub))
 
     def _shape(self, value: Any) -> int:
         limits = self._limits
@@ -308,13 +308,22 @@ class Runtime:
         except Exception:  # a container another thread resized mid-look: be careful
             return HUGE
 
+    def _encode_mapping(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The general path of :meth:`encode_named` (a non-ASCII name), scanned as well."""
+        if self.secret_text is None:
+            return encode_mapping(values, self._limits, self.is_secret)
+        redaction = self._redaction
+        encoded = encode_mapping(values, self._limits, self.is_secret, redaction.scrub)
+        scrubbed: dict[str, Any] = redaction.scrub_encoded(encoded)  # type: ignore[assignment]
+        return scrubbed
+
     def encode_named(self, values: dict[str, Any]) -> dict[str, Any]:
         """Encode a name -> value mapping (args, locals, context), redacting secret names."""
         is_secret = self.is_secret
         out: dict[str, Any] = {}
         for name, value in values.items():
             if type(name) is not str or not name.isascii():
-                return encode_mapping(values, self._limits, is_secret)
+                return self._encode_mapping(values)
             out[name] = redacted() if is_secret(name) else self.encode(value)
         return out
 

@@ -109,11 +109,12 @@ def traced(function: F) -> F:
     if isinstance(function, (classmethod, staticmethod)):
         inner = traced(function.__func__)
         return cast(F, type(function)(inner))
-    if type(function) is property:  # its getter, setter and deleter are the calls
-        accessors = (function.fget, function.fset, function.fdel)
+    if type(cast(Any, function)) is property:  # its getter, setter and deleter are the calls
+        accessed = cast(property, function)
+        accessors: tuple[Any, ...] = (accessed.fget, accessed.fset, accessed.fdel)
         getter, setter, deleter = (None if accessor is None else traced(accessor)
                                    for accessor in accessors)
-        return cast(F, property(getter, setter, deleter, function.__doc__))
+        return cast(F, property(getter, setter, deleter, accessed.__doc__))
     if getattr(function, TRACED_ATTRIBUTE, False):
         return function
     site = CallSite(function)

@@ -30,6 +30,7 @@ _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 JSON = Any
 KeyPredicate = Callable[[str], bool]
+TextScrubber = Callable[[str], str]
 
 
 @final
@@ -98,10 +99,15 @@ def encode(
     value: Any,
     limits: Limits = DEFAULT_LIMITS,
     is_secret_key: KeyPredicate = _never_secret,
+    scrub_text: TextScrubber | None = None,
 ) -> JSON:
-    """Return a JSON-ready form of ``value``; never raises."""
+    """Return a JSON-ready form of ``value``; never raises.
+
+    ``scrub_text`` (capture's value scan) is applied to bytes, read as Latin-1
+    text: the encoded form is base64, which no later scan of strings can see into.
+    """
     try:
-        return _Encoder(limits, is_secret_key).value(value, 0)
+        return _Encoder(limits, is_secret_key, scrub_text).value(value, 0)
     except Exception as exc:  # a hostile value must not break the host
         return {TAG: "unencodable", "class": _safe_class(value), "reason": type(exc).__name__}
 
@@ -110,10 +116,11 @@ def encode_mapping(
     mapping: dict[str, Any],
     limits: Limits = DEFAULT_LIMITS,
     is_secret_key: KeyPredicate = _never_secret,
+    scrub_text: TextScrubber | None = None,
 ) -> dict[str, JSON]:
     """Encode a name -> value mapping (args, locals, context), redacting secret names."""
     out: dict[str, JSON] = {}
-    encoder = _Encoder(limits, is_secret_key)
+    encoder = _Encoder(limits, is_secret_key, scrub_text)
     for name, item in mapping.items():
         key = clean_text(name if type(name) is str else _safe_str(name, 200))
         if is_secret_key(key):
@@ -136,11 +143,13 @@ def _safe_class(value: Any) -> str:
 
 @final
 class _Encoder:
-    __slots__ = ("is_secret_key", "left", "limits", "seen")
+    __slots__ = ("is_secret_key", "left", "limits", "scrub_text", "seen")
 
-    def __init__(self, limits: Limits, is_secret_key: KeyPredicate) -> None:
+    def __init__(self, limits: Limits, is_secret_key: KeyPredicate,
+                 scrub_text: TextScrubber | None = None) -> None:
         self.limits = limits
         self.is_secret_key = is_secret_key
+        self.scrub_text = scrub_text
         self.seen: set[int] = set()
         self.left = limits.max_nodes
 
@@ -206,7 +215,8 @@ class _Encoder:
         for index, (key, item) in enumerate(value.items()):
             if index >= limit:
                 break
-            secret = type(key) is str and self.is_secret_key(key)
+            name = _key_name(key)
+            secret = name is not None and self.is_secret_key(name)
             encoded_item = redacted() if secret else self.value(item, depth + 1)
             pairs.append([self.value(key, depth + 1), encoded_item])
         tagged: dict[str, JSON] = {TAG: "dict", "items": pairs}
@@ -251,6 +261,8 @@ class _Encoder:
     def _other(self, value: Any, kind: type, depth: int) -> JSON:
         # Only the type is asked questions: ``isinstance(value, ...)`` would read
         # ``value.__class__``, which a proxy object may compute.
+        if (kind is bytes or kind is bytearray) and self.scrub_text is not None:
+            return _bytes_tag(value, self.scrub_text)
         simple = _encode_simple(value, kind)
         if simple is not None:
             return simple
@@ -288,7 +300,21 @@ class _Encoder:
             inner = self.value(scalar(value), depth)
         else:
             inner = self._container(base(value), base, depth)
+            if base is tuple:
+                self._hide_named_fields(kind, inner)
         return {TAG: "subclass", "class": class_path(kind), "value": inner}
+
+    def _hide_named_fields(self, kind: type, inner: JSON) -> None:
+        """A named tuple's items under secret field names (``Login.password``) redacted."""
+        names = getattr(kind, "_fields", None)  # the class's, never the instance's
+        if type(names) is not tuple or type(inner) is not dict:
+            return
+        items = inner.get("items")
+        if type(items) is not list:
+            return
+        for index, name in enumerate(names[: len(items)]):
+            if type(name) is str and self.is_secret_key(name):
+                items[index] = redacted()
 
     def _fields(self, value: Any, kind: type, depth: int) -> dict[str, JSON]:
         out: dict[str, JSON] = {}
@@ -313,6 +339,7 @@ class _Encoder:
             attrs = None
         if type(attrs) is dict:
             encoded: dict[str, JSON] = {}
+            hidden = False
             for index, (name, item) in enumerate(attrs.items()):
                 if index >= self.limits.max_items:
                     tagged["truncated"] = True
@@ -320,10 +347,14 @@ class _Encoder:
                 if type(name) is not str:
                     continue
                 key = clean_text(name)
-                encoded[key] = redacted() if self.is_secret_key(key) else self.value(
-                    item, depth + 1
-                )
+                if self.is_secret_key(key):
+                    encoded[key] = redacted()
+                    hidden = True
+                else:
+                    encoded[key] = self.value(item, depth + 1)
             tagged["attrs"] = encoded
+            if hidden:
+                return tagged  # a repr of its own would show what was just hidden
         if kind.__repr__ is not _OBJECT_REPR:
             text = _safe_repr(value, self.limits.max_repr)
             if text is None:
@@ -343,6 +374,7 @@ _SCALAR_VALUE: Final[dict[type, Callable[[Any], Any]]] = {
 }
 _OBJECT_REPR: Final[Any] = object.__repr__
 _MAX_BYTES: Final = 4096
+_MAX_INT_BITS: Final = 14_300  # about 4,300 decimal digits, CPython's default cap
 _SORT_ALL_FACTOR: Final = 10
 
 
@@ -351,10 +383,38 @@ def _finite(value: float) -> bool:
 
 
 def _big_int(value: int) -> JSON:
+    if value.bit_length() > _MAX_INT_BITS:  # str() of a huge int is quadratic: not on a request
+        return {TAG: "int", "digits": int(value.bit_length() * 0.30103) + 1, "truncated": True}
     try:
         return {TAG: "int", "value": str(value)}
     except ValueError:  # more digits than int->str conversion allows
         return {TAG: "int", "digits": int(value.bit_length() * 0.30103) + 1, "truncated": True}
+
+
+def _key_name(key: Any) -> str | None:
+    """The name a dict key is judged by: str subclasses (a ``StrEnum``) and bytes too."""
+    kind = type(key)
+    if kind is str:
+        return key  # type: ignore[no-any-return]
+    if issubclass(kind, str):
+        return str.__str__(key)
+    if kind is bytes:
+        return key.decode("latin-1")  # type: ignore[no-any-return]
+    return None
+
+
+def _bytes_tag(value: bytes | bytearray, scrub_text: TextScrubber) -> JSON:
+    """Bytes as ``$type: bytes``, secret-shaped text in them (a form body, a token) scrubbed."""
+    raw = bytes(value[:_MAX_BYTES])
+    text = raw.decode("latin-1")
+    scrubbed = scrub_text(text)
+    if scrubbed is not text and scrubbed != text:
+        raw = scrubbed.encode("latin-1", "replace")
+    tagged: dict[str, JSON] = {TAG: "bytes", "b64": base64.b64encode(raw).decode("ascii")}
+    if len(value) > _MAX_BYTES:
+        tagged["len"] = len(value)
+        tagged["truncated"] = True
+    return tagged
 
 
 def _plain_key(key: str) -> bool:
