@@ -774,10 +774,14 @@ pieces_join(Pieces *pieces)
 
 enum { DONE = 0, DEFER = 1, FAILED = -1 };
 
-/* Whether a string may skip the encoder (callsite._plain_str): 1, 0, or -1 on error. */
+/* Whether a string may skip the encoder (callsite._plain_str): 1, 0, or -1 on error.
+ * One past the cap never may: the encoder keeps and scans only its head. */
 static int
 plain_str(PlanObject *plan, PyObject *value)
 {
+    if (PyUnicode_GET_LENGTH(value) > plan->max_str) {
+        return 0;
+    }
     if (plan->secret_text == Py_None || PyUnicode_GET_LENGTH(value) < g_min_scanned) {
         return 1;
     }

@@ -30,7 +30,13 @@ longer than the string cap holds no string past it."""
 
 
 def _plain_str(value: str) -> bool:
-    """Whether a string may skip the encoder: nothing in it the value scan would redact."""
+    """Whether a string may skip the encoder: nothing in it the value scan would redact.
+
+    One past the cap never may: the encoder keeps (and scans) only its head, where
+    scanning and dumping the whole of it would cost its full length.
+    """
+    if len(value) > RUNTIME.max_str:
+        return False
     scan = RUNTIME.secret_text
     return scan is None or len(value) < MIN_SCANNED or not scan(value)
 _dumps: Final = orjson.dumps

@@ -13,6 +13,7 @@ import dataclasses
 import datetime as _dt
 import decimal
 import enum
+import itertools
 import math
 import re
 import types
@@ -203,7 +204,9 @@ class _Encoder:
     def _dict(self, value: dict[Any, Any], depth: int) -> JSON:
         limit = self.limits.max_items
         total = len(value)
-        if TAG not in value and all(type(key) is str and _plain_key(key) for key in value):
+        # only the keys that will be written are looked at: a 2 M-key dict costs its first 100
+        if TAG not in value and all(type(key) is str and _plain_key(key)
+                                    for key in itertools.islice(value, limit)):
             out: dict[str, JSON] = {}
             for index, (key, item) in enumerate(value.items()):
                 if index >= limit:
