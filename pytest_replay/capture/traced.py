@@ -26,7 +26,7 @@ import functools
 import inspect
 import time
 from collections.abc import Callable
-from types import ModuleType
+from types import MethodType, ModuleType
 from typing import Any, Final, TypeVar, cast
 
 import orjson
@@ -126,10 +126,50 @@ def traced(function: F) -> F:
     elif _ACCELERATOR is not None:
         wrapper = functools.wraps(function)(
             _ACCELERATOR.TracedFunction(function, site, _sync_wrapper(function, site)))
+        if code is not None and code.co_flags & _GENERATOR_FLAGS:
+            _look_like(wrapper, function, code)
+    elif code is not None and code.co_flags & _GENERATOR_FLAGS:
+        wrapper = functools.wraps(function)(GeneratorFunctionView(_sync_wrapper(function, site)))
+        _look_like(wrapper, function, code)
     else:
         wrapper = functools.wraps(function)(_sync_wrapper(function, site))
     setattr(wrapper, TRACED_ATTRIBUTE, True)
     return cast(F, wrapper)
+
+
+_GENERATOR_FLAGS: Final = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
+
+
+def _look_like(wrapper: Any, function: Any, code: Any) -> None:
+    """Let ``inspect.isgeneratorfunction``/``isasyncgenfunction`` see the wrapped function.
+
+    They read the code flags of any function-like object (one with ``__code__``,
+    ``__defaults__`` and ``__kwdefaults__``). FastAPI's yield-dependencies and
+    pytest's yield fixtures dispatch on them: a wrapper that hid them would hand
+    out the generator instead of what it yields. Only generator functions get
+    these attributes; calling the wrapper still runs the wrapper.
+    """
+    wrapper.__code__ = code
+    wrapper.__defaults__ = getattr(function, "__defaults__", None)
+    wrapper.__kwdefaults__ = getattr(function, "__kwdefaults__", None)
+
+
+class GeneratorFunctionView:
+    """The pure-Python wrapper of a generator function, as a callable object.
+
+    A function's ``__code__`` is what runs when it is called, so the Python
+    wrapper itself cannot carry the generator function's; this object can
+    (see :func:`_look_like`). It binds to instances as a function does.
+    """
+
+    def __init__(self, call: Callable[..., Any]) -> None:
+        self._call = call
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(*args, **kwargs)
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        return self if instance is None else MethodType(self, instance)
 
 
 def traced_call() -> None:  # the C accelerator's wrapper, as tracebacks show it

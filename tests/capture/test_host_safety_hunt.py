@@ -92,17 +92,6 @@ async def _plain_async_generator() -> AsyncIterator[int]:
     yield 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: @traced hides that a function is a generator function: "
-    "inspect.isgeneratorfunction/isasyncgenfunction answer False for the wrapper (C "
-    "TracedFunction and pure-Python wrapper alike), so frameworks that dispatch on it "
-    "(FastAPI/Starlette yield-dependencies, pytest yield fixtures) inject the generator "
-    "object instead of the yielded value. Root cause: traced.py:traced wraps every "
-    "non-coroutine callable in a plain callable; inspect reads co_flags of the wrapper, "
-    "not of __wrapped__. Fix: expose __code__/__defaults__/__kwdefaults__ of the wrapped "
-    "function on TracedFunction (inspect._signature_is_functionlike then reads the real "
-    "flags) and, for the Python wrapper, wrap generator functions in an object doing the "
-    "same."))
 @pytest.mark.parametrize(("function", "check"), [
     (_plain_generator, inspect.isgeneratorfunction),
     (_plain_async_generator, inspect.isasyncgenfunction),
@@ -1236,3 +1225,28 @@ def test_sqlite_objects_look_as_bare(restore_capture: None, tmp_path: Path,
 
     bare, on = _bare_then_captured(run)
     assert on == bare
+
+
+def test_a_traced_yield_fixture_still_yields_its_value(pytester: pytest.Pytester) -> None:
+    """pytest decides a fixture is a yield fixture with ``inspect.isgeneratorfunction``:
+    a traced one must give the test what it yields, and run its teardown."""
+    pytester.makepyfile(test_fixture_user="""
+        import pytest
+        import pytest_replay as replay
+
+        torn_down = []
+
+        @pytest.fixture
+        @replay.traced
+        def session():
+            yield "db-session"
+            torn_down.append(True)
+
+        def test_uses_the_value(session):
+            assert session == "db-session"
+
+        def test_teardown_ran():
+            assert torn_down == [True]
+        """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
