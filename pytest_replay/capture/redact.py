@@ -23,6 +23,7 @@ DEFAULT_SECRET_WORDS: Final = (
     "authorization", "credential", "bearer", "session", "cookie", "csrf", "xsrf",
     "private_key", "privatekey", "access_key", "signature", "x-api-key", "card_number",
     "cardnumber", "credit_card", "creditcard", "security_code", "social_security",
+    "subscription_key",
 )
 """Key names containing one of these are secret. The one list every writer uses
 (capture here, ``extract-traces`` in :mod:`pytest_replay.redaction.rules`)."""
@@ -34,19 +35,23 @@ _CLEAN_TEXT: Final = 64
 """Longest string remembered as clean: longer ones are bodies, which rarely repeat."""
 REDACTED_VALUE: Final = "[REDACTED]"
 _SENSITIVE_WORDS: Final = ("key", "token", "secret", "password", "passwd", "pwd", "pass", "auth",
-                           "signature", "sig", "session", "sid", "credential", "credentials")
-_SENSITIVE_PARAMETER = r"[\w.-]*(?:" + "|".join(_SENSITIVE_WORDS) + ")"
+                           "signature", "sig", "session", "sid", "credential", "credentials",
+                           "jwt")
+_SENSITIVE_PARAMETER = r"[\w.-]*(?:" + "|".join(_SENSITIVE_WORDS) + r")(?:[_.-]?id)?"
+"""A parameter name ending in a sensitive word, or in one followed by ``id``
+(``session_id``, ``JSESSIONID``)."""
 DEFAULT_VALUE_RULES: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] = (
     (("earer", "EARER", "asic", "ASIC", "oken", "OKEN"),
      re.compile(r"(?i)\b(?:bearer|basic|token)\s+([A-Za-z0-9._~+/=-]{6,})")),
     (("_live_", "_test_"), re.compile(r"\b((?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{6,})")),
-    (("gh",), re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,})")),
+    (("gh", "github_pat_"),
+     re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")),
     (("AKIA",), re.compile(r"\b(AKIA[0-9A-Z]{16})\b")),
     (("xox",), re.compile(r"\b(xox[abprs]-[A-Za-z0-9-]{10,})")),
     (("eyJ",), re.compile(r"\b(eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]*)")),
-    (("://",), re.compile(r"://[^/\s:@]+:([^/\s@]+)@")),
-    (tuple(f"{word}=" for word in _SENSITIVE_WORDS),  # any match holds one of them
-     re.compile(r"(?i)(?:^|[?&;,\s])" + _SENSITIVE_PARAMETER + r"=([^&\s#;,]+)")),
+    (("://",), re.compile(r"://[^/\s:@]+:([^/\s@]+)@|://([A-Za-z0-9._~-]{16,})@")),
+    ((*(f"{word}=" for word in _SENSITIVE_WORDS), "id="),  # any match holds one
+     re.compile(r"(?i)(?:^|[?&;,\s#(])" + _SENSITIVE_PARAMETER + r"=([^&\s#;,)]+)")),
 )
 """Secret-shaped text inside values: group 1 (or the whole match) is replaced. Each rule
 has literal anchors, one of which must be in the text before its regular expression
@@ -238,22 +243,31 @@ class Redaction:
 
     def _judge(self, key: str) -> bool:
         """A word anywhere (``db_password``), or a short name as a whole token (``auth_header``,
-        ``SHOP_DB_PASS``, ``authHeader``; not ``author``), or a configured pattern."""
+        ``SHOP_DB_PASS``, ``authHeader``; not ``author``), or a configured pattern.
+
+        Words are also looked for with camelCase and separators spelled ``_``:
+        ``accessKey``, ``access-key`` and ``X-Access-Key`` are ``access_key``.
+        """
         lowered = key.lower()
         if lowered in self.names or any(word in lowered for word in self.words):
             return True
         tokens = _SEPARATOR.split(_CAMEL.sub("_", key).lower())
         if any(token in self.names for token in tokens):
             return True
+        spelled = "_".join(token for token in tokens if token)
+        if spelled != lowered and any(word in spelled for word in self.words):
+            return True
         return any(pattern.search(key) for pattern in self.patterns)
 
 
 def _replace(match: re.Match[str]) -> str:
-    if match.re.groups:
-        start, end = match.span(1)
-        whole_start = match.start()
-        text = match.group(0)
-        return text[: start - whole_start] + REDACTED_VALUE + text[end - whole_start:]
+    """The match with its first group that took part replaced (the whole match if none)."""
+    for group in range(1, match.re.groups + 1):
+        start, end = match.span(group)
+        if start >= 0:
+            whole_start = match.start()
+            text = match.group(0)
+            return text[: start - whole_start] + REDACTED_VALUE + text[end - whole_start:]
     return REDACTED_VALUE
 
 

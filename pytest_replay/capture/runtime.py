@@ -87,7 +87,10 @@ def _scrubbing(write: Callable[[bytes], None], redaction: Redaction, runtime: Ru
     holds_secret_text = redaction.holds_secret_text
 
     def scrub_then_write(line: bytes) -> None:
-        if holds_secret_text(line.decode("utf-8", "replace")):
+        text = line.decode("utf-8", "replace")
+        if "\\" in text:  # JSON writes a newline as \n: rules that want a space must see one
+            text = text.replace("\\n", " ").replace("\\t", " ").replace("\\r", " ")
+        if holds_secret_text(text):
             try:
                 line = memoryview(orjson.dumps(redaction.scrub_encoded(orjson.loads(line)),
                                                option=_NEWLINE)).tobytes()  # see emit

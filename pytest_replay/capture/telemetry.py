@@ -30,6 +30,7 @@ from pytest_replay.capture.runtime import (
 from pytest_replay.capture.sinks import Sink, adopt
 from pytest_replay.capture.stats import UNENCODABLE
 from pytest_replay.format import events as ev
+from pytest_replay.format.values import redacted
 
 
 class Telemetry:
@@ -170,6 +171,8 @@ class Telemetry:
                                      "function_name": function_name}
             if error:
                 event["error"] = True
+            elif self.runtime.is_secret(function_name):  # as @traced does: get_api_key()
+                event["return_value"] = redacted()
             else:
                 event["return_value"] = self.runtime.encode(return_value)
             if duration_ns is not None:
