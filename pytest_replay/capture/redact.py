@@ -13,7 +13,7 @@ or any pattern of the user's own).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, final
 
 from pytest_replay.capture.textscan import NATIVE, gate_for
@@ -57,6 +57,15 @@ DEFAULT_VALUE_RULES: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] 
 has literal anchors, one of which must be in the text before its regular expression
 runs: ``in`` on a string is a fast C search, a regular expression is not."""
 DEFAULT_VALUE_PATTERNS: Final = tuple(pattern for _anchors, pattern in DEFAULT_VALUE_RULES)
+_NAMED_VALUE: Final = re.compile(
+    r"""(?:^|(?<=[\s{,;(\[]))["']?(?P<name>[A-Za-z_][\w.-]*)["']?[ \t]*(?::|[ \t]=)[ \t]*"""
+    r"""(?:(?P<done>\[REDACTED(?::\w+)?\])|"(?P<dq>[^"\\]*(?:\\.[^"\\]*)*)"|'(?P<sq>[^'\\]*(?:\\.[^'\\]*)*)'"""
+    r"""|(?P<bare>[^"'\s,;&}\])]+))""")
+_NAMED_VALUE_ANCHORS: Final = ('":', "':", ": ", ":\t", " =", "\t=")
+"""A name, a colon (or ``=`` after a space), and its value: ``"password": "..."`` in JSON
+held as text, ``'api_key': '...'`` in a dict's repr, ``X-Api-Key: ...`` on a header line,
+``client_secret: ...`` in YAML, ``SET password = '...'`` in SQL. The name is judged as
+dict keys are (:meth:`Redaction.is_secret_key`), so text and structure agree."""
 STRUCTURAL_FIELDS: Final = frozenset({
     "event_type", "timestamp_ns", "correlation_id", "parent_correlation_id", "trace_id",
     "service", "function_name", "module", "qualname", "v", "duration_ns", "lineno", "filename",
@@ -103,15 +112,17 @@ class Redaction:
         self.patterns: tuple[re.Pattern[str], ...] = tuple(
             re.compile(p) if isinstance(p, str) else p for p in patterns
         )
-        builtin = DEFAULT_VALUE_RULES if enabled and defaults and values else ()
+        builtin: tuple[tuple[tuple[str, ...], Any], ...] = (
+            (*DEFAULT_VALUE_RULES, (_NAMED_VALUE_ANCHORS, NamedValues(self.is_secret_key)))
+            if enabled and defaults and values else ())
         own = tuple(((), pattern) for pattern in self.patterns) if enabled else ()
-        self.value_rules: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = builtin + own
-        self.value_patterns: tuple[re.Pattern[str], ...] = tuple(
+        self.value_rules: tuple[tuple[tuple[str, ...], Any], ...] = builtin + own
+        self.value_patterns: tuple[Any, ...] = tuple(
             pattern for _anchors, pattern in self.value_rules)
         self.everywhere = enabled and bool(self.value_patterns) and (
             everywhere or bool(self.patterns))
         self.verdicts: dict[str, bool] = {}
-        self.anchored: tuple[tuple[tuple[str, ...], bool, re.Pattern[str]], ...] = tuple(
+        self.anchored: tuple[tuple[tuple[str, ...], bool, Any], ...] = tuple(
             (tuple(dict.fromkeys(anchor.casefold() for anchor in anchors)), True, pattern)
             if anchors and pattern.flags & re.IGNORECASE else (anchors, False, pattern)
             for anchors, pattern in self.value_rules)
@@ -260,9 +271,56 @@ class Redaction:
         return any(pattern.search(key) for pattern in self.patterns)
 
 
+@final
+class NamedValues:
+    """The ``name: value`` rule: a pattern whose matches count only under a secret name.
+
+    It answers ``search`` and ``sub`` as a compiled pattern does, so the rules
+    run it as any other; ``sub`` replaces the value and keeps its quotes.
+    """
+
+    __slots__ = ("is_secret_key",)
+    flags: Final = 0
+    pattern: Final = _NAMED_VALUE.pattern
+
+    def __init__(self, is_secret_key: Callable[[str], bool]) -> None:
+        self.is_secret_key = is_secret_key
+
+    def search(self, text: str) -> re.Match[str] | None:
+        """The first ``name: value`` whose name is secret, or None."""
+        is_secret_key = self.is_secret_key
+        for match in _NAMED_VALUE.finditer(text):
+            if not _done(match) and is_secret_key(match.group("name")):
+                return match
+        return None
+
+    def sub(self, _repl: object, text: str) -> str:
+        """``text`` with the value of every secret ``name: value`` replaced."""
+        is_secret_key = self.is_secret_key
+
+        def replace(match: re.Match[str]) -> str:
+            if _done(match) or not is_secret_key(match.group("name")):
+                return match.group(0)  # redacted already, or an innocent name
+            return _replace(match)
+
+        return _NAMED_VALUE.sub(replace, text)
+
+
+def _done(match: re.Match[str]) -> bool:
+    """Whether a ``name: value`` match holds a value redacted already (quoted or not)."""
+    if match.group("done") is not None:
+        return True
+    quoted = match.group("dq") or match.group("sq")
+    return quoted is not None and _REDACTED_MARK.fullmatch(quoted) is not None
+
+
+_REDACTED_MARK: Final = re.compile(r"\[REDACTED(?::\w+)?\]")
+
+
 def _replace(match: re.Match[str]) -> str:
     """The match with its first group that took part replaced (the whole match if none)."""
-    for group in range(1, match.re.groups + 1):
+    first = 2 if "name" in match.re.groupindex else 1  # a named value keeps its name
+    for group in range(first, match.re.groups + 1):
         start, end = match.span(group)
         if start >= 0:
             whole_start = match.start()
