@@ -270,7 +270,7 @@ class _Encoder:
         if simple is not None:
             return simple
         if issubclass(kind, enum.Enum):
-            return {TAG: "enum", "class": class_path(kind), "name": clean_text(value.name)}
+            return {TAG: "enum", "class": class_path(kind), "name": clean_text(_enum_name(value))}
         if issubclass(kind, BaseException):
             return {
                 TAG: "exception",
@@ -326,9 +326,8 @@ class _Encoder:
             if self.is_secret_key(name):
                 out[name] = redacted()
                 continue
-            try:
-                raw = object.__getattribute__(value, field.name)
-            except AttributeError:  # a field never set (init=False without a default)
+            raw = _field_value(value, kind, field.name)
+            if raw is _UNSET:  # never set, or not loaded (an ORM's lazy attribute)
                 out[name] = {TAG: "unencodable", "class": "?", "reason": "unset"}
                 continue
             out[name] = self.value(raw, depth + 1)
@@ -337,7 +336,7 @@ class _Encoder:
     def _object(self, value: Any, kind: type, depth: int) -> JSON:
         tagged: dict[str, JSON] = {TAG: "object", "class": class_path(kind)}
         try:
-            attrs = object.__getattribute__(value, "__dict__")
+            attrs = instance_dict(value, kind)
         except Exception:  # no __dict__ (slots, C types): the repr says what it can
             attrs = None
         if type(attrs) is dict:
@@ -392,6 +391,54 @@ def _big_int(value: int) -> JSON:
         return {TAG: "int", "value": str(value)}
     except ValueError:  # more digits than int->str conversion allows
         return {TAG: "int", "digits": int(value.bit_length() * 0.30103) + 1, "truncated": True}
+
+
+_UNSET: Final[Any] = object()
+_MEMBER: Final = types.MemberDescriptorType  # C types' __dict__ (SimpleNamespace) and slots
+
+
+def instance_dict(value: Any, kind: type) -> dict[str, Any] | None:
+    """The instance dict, through the C getter Python made for it: a ``__dict__``
+    property of the application's (a lazy proxy's) is not run. None when there is none."""
+    for klass in kind.__mro__:
+        getter = klass.__dict__.get("__dict__")
+        if type(getter) is types.GetSetDescriptorType or type(getter) is _MEMBER:
+            try:
+                stored = getter.__get__(value, kind)
+            except Exception:
+                return None
+            return stored if type(stored) is dict else None
+    return None
+
+
+def _enum_name(member: Any) -> str:
+    """An enum member's name as stored (``_name_``); a ``name`` property is not asked."""
+    stored = instance_dict(member, type(member))
+    name = stored.get("_name_") if stored is not None else None
+    return name if type(name) is str else "?"
+
+
+def _field_value(value: Any, kind: type, name: str) -> Any:
+    """A dataclass field as stored, read without running the application's code.
+
+    ``getattr`` would run a class descriptor: SQLAlchemy's mapped attributes
+    autoflush the session and lazy-load relationships (SQL on the application's
+    connection). The instance dict holds what was set; a slot is read through
+    its member descriptor, which is C and runs nothing; anything else is unset.
+    """
+    stored = instance_dict(value, kind)
+    if type(stored) is dict and name in stored:
+        return stored[name]
+    for klass in kind.__mro__:
+        attribute = klass.__dict__.get(name, _UNSET)
+        if attribute is not _UNSET:
+            if type(attribute) is _MEMBER:  # a slot (slots=True)
+                try:
+                    return attribute.__get__(value, kind)
+                except AttributeError:
+                    return _UNSET
+            break
+    return _UNSET
 
 
 def _key_name(key: Any) -> str | None:
