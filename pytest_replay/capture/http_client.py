@@ -86,10 +86,20 @@ def _declared_length(headers: Iterable[tuple[str, str]]) -> int | None:
 
 
 def _read_and_restore(response: Any) -> bytes | None:
+    import http.client
     import io
 
+    owed = response.length
     try:
         data = response.read()
+    except http.client.IncompleteRead as exc:
+        # http.client has closed the response: put back what arrived, with the length
+        # still owed, so the application's read() meets the same IncompleteRead (and a
+        # read(n) loop the same bytes) as without capture
+        response.fp = io.BufferedReader(io.BytesIO(bytes(exc.partial)))
+        response.length = owed
+        LOG.debug("http.client body cut short: %s", exc)
+        return None
     except Exception as exc:  # the application will meet the same failure when it reads
         LOG.debug("http.client body not captured: %s", exc)
         return None

@@ -944,16 +944,6 @@ def test_http_client_reads_the_same_bytes_with_capture(restore_capture: None,
     assert bare[-2] is True
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a body the server cuts short (Content-Length 100, 40 bytes sent, connection "
-    "closed) reads as b'' with capture, silently, where the bare app gets "
-    "http.client.IncompleteRead with the 40 bytes (and read(n) gets them). Root cause: "
-    "http_client.py:_read_and_restore calls response.read() inside getresponse; "
-    "IncompleteRead is swallowed ('the application will meet the same failure' is "
-    "false: http.client closes the response first), the partial bytes are lost and "
-    "response.fp is left None. Fix: read with response.fp.peek/an exact non-consuming "
-    "read, or on any failure put back what was read together with the error "
-    "(e.g. fp = a reader that returns the partial bytes then raises IncompleteRead)."))
 def test_a_body_cut_short_fails_as_without_capture(restore_capture: None,
                                                    raw_server: RawServer) -> None:
     def talk(conn: http.client.HTTPConnection) -> Any:
