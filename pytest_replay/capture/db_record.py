@@ -305,11 +305,12 @@ class Call:
         self.event["duration_ns"] = time.perf_counter_ns() - self.started
         self._emit()
 
-    def result(self, value: Any) -> None:
-        """A Redis reply: write it and emit."""
+    def result(self, value: Any, hide: Callable[[Any], Any] | None = None) -> None:
+        """A Redis reply: write it (``hide`` redacts parts of the encoded reply) and emit."""
         try:
             self.event["duration_ns"] = time.perf_counter_ns() - self.started
-            self.event["result"] = RUNTIME.encode(value)
+            encoded = RUNTIME.encode(value)
+            self.event["result"] = encoded if hide is None else hide(encoded)
         except Exception as problem:
             capture_failed(problem)
         self._emit()

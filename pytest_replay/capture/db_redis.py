@@ -4,7 +4,8 @@ A command's ``statement`` is its name and arguments as short text (for
 reading); ``parameters`` holds the arguments encoded (for matching) and
 ``result`` the reply as the application received it. Arguments of ``AUTH``
 and ``HELLO``, and hash values stored under secret-looking field names, are
-redacted. Async clients (``redis.asyncio``) are not captured.
+redacted, and so are those values when ``HGET``/``HMGET`` read them back
+(alone or in a pipeline). Async clients (``redis.asyncio``) are not captured.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pytest_replay.format.values import REDACTED_TEXT, redacted
 SYSTEM: Final = "redis"
 _SECRET_COMMANDS: Final = frozenset({"AUTH", "HELLO"})
 _FIELD_VALUE_COMMANDS: Final = frozenset({"HSET", "HMSET", "HSETNX"})
+_FIELD_READ_COMMANDS: Final = frozenset({"HGET", "HMGET"})
 _SHOWN: Final = 64
 _STATEMENT_LIMIT: Final = 1024
 
@@ -70,6 +72,53 @@ def command_parts(args: Sequence[Any]) -> tuple[str, list[Any]]:
     if len(statement) > _STATEMENT_LIMIT:
         statement = statement[:_STATEMENT_LIMIT] + "..."
     return statement, parameters
+
+
+def secret_fields(args: Sequence[Any]) -> list[int] | None:
+    """Where a field read's reply holds a secret: ``[0]`` for ``HGET key password`` (the
+    reply itself, as ``-1``), the positions of secret fields for ``HMGET``; None if none."""
+    if len(args) < 3 or _text(args[0]).upper() not in _FIELD_READ_COMMANDS:
+        return None
+    is_secret = RUNTIME.is_secret
+    if _text(args[0]).upper() == "HGET":
+        return [-1] if is_secret(_text(args[2])) else None
+    fields = args[2:]
+    if len(fields) == 1 and isinstance(fields[0], (list, tuple)):
+        fields = fields[0]
+    found = [index for index, field in enumerate(fields) if is_secret(_text(field))]
+    return found or None
+
+
+def _hide_fields(positions: list[int], encoded: Any) -> Any:
+    if positions == [-1]:
+        return encoded if encoded is None else redacted()
+    if type(encoded) is not list:
+        return encoded
+    out = list(encoded)
+    for index in positions:
+        if index < len(out) and out[index] is not None:
+            out[index] = redacted()
+    return out
+
+
+def reply_hider(commands: Sequence[Sequence[Any]], pipeline: bool
+                ) -> Callable[[Any], Any] | None:
+    """What redacts the encoded reply of ``commands`` (one command, or a pipeline's list):
+    hash fields read back under secret names (``HGET``/``HMGET``), as ``HSET`` hides them
+    when written. None when nothing is to be hidden."""
+    found = [secret_fields(args) for args in commands]
+    if not any(found):
+        return None
+
+    def hide(encoded: Any) -> Any:
+        if not pipeline:
+            return _hide_fields(found[0], encoded) if found[0] else encoded
+        if type(encoded) is not list:
+            return encoded
+        return [_hide_fields(positions, item) if positions else item
+                for positions, item in zip(found, encoded, strict=False)]
+
+    return hide
 
 
 def pipeline_parts(commands: Sequence[Sequence[Any]], transaction: bool) -> tuple[str, list[Any]]:
@@ -112,10 +161,13 @@ def is_transaction(pipeline: Any) -> bool:
     return bool(pipeline.transaction or pipeline.explicit_transaction)
 
 
-def _recorded(original: Method, open_call: Callable[[Any, Any, tuple[Any, ...]], Any]) -> Method:
+def _recorded(original: Method, open_call: Callable[[Any, Any, tuple[Any, ...]], Any],
+              hider: Callable[[Any, tuple[Any, ...]], Callable[[Any], Any] | None]) -> Method:
     """``original`` recording one ``db_call``, opened by ``open_call(self, ids, args)``.
 
-    ``open_call`` answers None for a call not to record (no command, capture off).
+    ``open_call`` answers None for a call not to record (no command, capture off);
+    ``hider(self, args)`` what redacts parts of the reply (asked before the call: a
+    pipeline's queue is emptied by it).
     """
 
     def recorded(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -123,6 +175,11 @@ def _recorded(original: Method, open_call: Callable[[Any, Any, tuple[Any, ...]],
         call = None if ids is None else open_call(self, ids, args)
         if call is None:
             return original(self, *args, **kwargs)
+        try:
+            hide = hider(self, args)
+        except Exception as exc:
+            capture_failed(exc)
+            hide = None
         quiet = quiet_nondeterminism()  # retry back-off draws are redis-py's, not the app's
         try:
             value = original(self, *args, **kwargs)
@@ -131,13 +188,21 @@ def _recorded(original: Method, open_call: Callable[[Any, Any, tuple[Any, ...]],
             raise
         finally:
             restore_nondeterminism(quiet)
-        call.result(value)
+        call.result(value, hide)
         return value
 
     recorded.__name__ = getattr(original, "__name__", "recorded")
     recorded.__qualname__ = getattr(original, "__qualname__", "recorded")
     recorded.__wrapped__ = original  # type: ignore[attr-defined]
     return recorded
+
+
+def _command_hider(self: Any, args: tuple[Any, ...]) -> Callable[[Any], Any] | None:
+    return reply_hider([args], False) if args else None
+
+
+def _pipeline_hider(self: Any, args: tuple[Any, ...]) -> Callable[[Any], Any] | None:
+    return reply_hider([command for command, _options in self.command_stack], True)
 
 
 def _command(self: Any, ids: Any, args: tuple[Any, ...]) -> Any:
@@ -152,11 +217,11 @@ def _pipeline(self: Any, ids: Any, args: tuple[Any, ...]) -> Any:
 
 
 def _wrap_command(original: Method) -> Method:
-    return _recorded(original, _command)
+    return _recorded(original, _command, _command_hider)
 
 
 def _wrap_pipeline(original: Method) -> Method:
-    return _recorded(original, _pipeline)
+    return _recorded(original, _pipeline, _pipeline_hider)
 
 
 def install() -> list[Patch]:

@@ -915,13 +915,7 @@ def test_redis_auth_hash_fields_and_shaped_values_are_redacted(
 
 
 @pytest.mark.database
-@pytest.mark.parametrize("read", [
-    *(pytest.param(read, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-        "BUG: a hash field written with HSET under a secret name is redacted, and written "
-        "in clear when read back by HGET/HMGET, whose replies hold no field names. "
-        "capture/db_redis.py command_parts redacts HSET-family arguments only; Call.result "
-        "encodes the reply as it is"))) for read in ("HGET", "HMGET")),
-    "HGETALL-bytes"])
+@pytest.mark.parametrize("read", ["HGET", "HMGET", "HGETALL-bytes", "pipeline"])
 def test_redis_secret_hash_fields_read_back_are_redacted(
         trace: Trace, redis_keys: str, read: str) -> None:
     import redis
@@ -937,6 +931,11 @@ def test_redis_secret_hash_fields_read_back_are_redacted(
                 client.hget(key, "password")
             elif read == "HMGET":
                 client.hmget(key, ["name", "password"])
+            elif read == "pipeline":
+                pipe = client.pipeline()
+                pipe.hget(key, "name")
+                pipe.hmget(key, "password", "name")
+                require_that(pipe.execute() == ["ann", [value, "ann"]], "the pipeline reads")
             else:
                 client.hgetall(key)
     finally:
