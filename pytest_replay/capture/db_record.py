@@ -188,8 +188,92 @@ def _plain(values: Any) -> list[Any] | None:
     return list(values)
 
 
-def encode_parameters(params: Any) -> Any:
-    """The recorded (and matched) form of a statement's parameters."""
+_PLACEHOLDER: Final = re.compile(r"'(?:[^']|'')*'|\?|%s|\$\d+")
+_ASSIGNED: Final = re.compile(r"([\w.\"`]+)\s*(?:=|<>|!=|<=|>=|<|>|\bLIKE)\s*$", re.IGNORECASE)
+_INSERT_COLUMNS: Final = re.compile(
+    r"\bINSERT\s+(?:OR\s+\w+\s+)?INTO\s+[\w.\"`]+\s*\(([^)]*)\)\s*VALUES\s*\(", re.IGNORECASE)
+_SECRET_PLACES: dict[str, tuple[int, ...]] = {}
+
+
+def secret_parameters(statement: str) -> tuple[int, ...]:
+    """Positions of the positional parameters a statement binds to secret columns.
+
+    ``INSERT INTO t (owner, api_token) VALUES (?, ?)`` binds the second to
+    ``api_token``; ``UPDATE t SET password = %s WHERE id = %s`` the first. The
+    columns are judged as dict keys are; the answer is cached per statement.
+    """
+    if _secret_generation[0] != RUNTIME.generation:
+        _SECRET_PLACES.clear()
+        _SECRET_COLUMNS.clear()
+        _secret_generation[0] = RUNTIME.generation
+    found = _SECRET_PLACES.get(statement)
+    if found is not None:
+        return found
+    is_secret = RUNTIME.is_secret
+    places: list[int] = []
+    insert = _INSERT_COLUMNS.search(statement)
+    columns = ([column.strip().strip('"`') for column in insert.group(1).split(",")]
+               if insert is not None else [])
+    values_start = insert.end() if insert is not None else -1
+    index = 0
+    for match in _PLACEHOLDER.finditer(statement):
+        if match.group(0).startswith("'"):
+            continue  # a string literal: its question marks are text
+        column: str | None = None
+        if insert is not None and match.start() >= values_start:
+            between = statement[values_start:match.start()]
+            item = between.count(",")
+            if "(" not in between and ")" not in between and item < len(columns):
+                column = columns[item]
+        if column is None:
+            assigned = _ASSIGNED.search(statement, 0, match.start())
+            if assigned is not None:
+                column = assigned.group(1).strip('"`').rsplit(".", 1)[-1]
+        if column is not None and is_secret(column):
+            places.append(index)
+        index += 1
+    found = tuple(places)
+    if len(_SECRET_PLACES) < 1024:
+        _SECRET_PLACES[statement] = found
+    return found
+
+
+def _hide_places(encoded: Any, places: tuple[int, ...]) -> Any:
+    """One encoded parameter set with the values at ``places`` redacted."""
+    if type(encoded) is list:
+        items = list(encoded)
+    elif type(encoded) is dict and encoded.get("$type") == "tuple":
+        items = list(encoded.get("items", ()))
+    else:
+        return encoded
+    for place in places:
+        if place < len(items):
+            items[place] = redacted()
+    return items if type(encoded) is list else {**encoded, "items": items}
+
+
+def encode_parameters(params: Any, statement: str | None = None, *, many: bool = False
+                      ) -> Any:
+    """The recorded (and matched) form of a statement's parameters.
+
+    With the ``statement``, positional parameters bound to secret columns are
+    redacted (:func:`secret_parameters`); ``many`` for ``executemany``'s list of sets.
+    """
+    encoded = _encode_parameters(params)
+    if statement is None or params is None or type(params) is dict:
+        return encoded
+    places = secret_parameters(statement)
+    if not places:
+        return encoded
+    if many:
+        if type(encoded) is not list:
+            return encoded
+        return [_hide_places(item, places) for item in encoded]
+    return _hide_places(encoded, places)
+
+
+def _encode_parameters(params: Any) -> Any:
+    """The recorded (and matched) form of a statement's parameters, as given."""
     if params is None:
         return None
     kind = type(params)
@@ -438,8 +522,10 @@ def open_call(system: str, operation: str, ids: Ids, query: Any,
               params: Any = ABSENT) -> Call | None:
     """Start recording a statement; None when even that fails (counted, never raised)."""
     try:
-        parameters = ABSENT if params is ABSENT else encode_parameters(params)
-        return Call(system, operation, ids, statement_text(query), parameters)
+        statement = statement_text(query)
+        parameters = ABSENT if params is ABSENT else encode_parameters(
+            params, statement, many=operation == EXECUTEMANY)
+        return Call(system, operation, ids, statement, parameters)
     except Exception as exc:
         capture_failed(exc)
         return None

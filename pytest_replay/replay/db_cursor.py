@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, final
 from pytest_replay.capture.db_open import OPEN
 from pytest_replay.capture.db_record import (
     ABSENT,
+    EXECUTEMANY,
     Call,
     encode_parameters,
     ids_for,
@@ -85,7 +86,8 @@ def served_statement(cursor: Any, system: str, operation: str, query: Any, param
         OPEN.release(cursor)
     session = current_session()
     statement = statement_text(query)
-    parameters = ABSENT if params is ABSENT else encode_parameters(params)
+    parameters = ABSENT if params is ABSENT else encode_parameters(
+        params, statement, many=operation == EXECUTEMANY)
     ids = ids_for(system)
     call = Call(system, operation, ids, statement, parameters) if ids is not None else None
     try:

@@ -852,12 +852,6 @@ def test_sql_named_parameters_secret_columns_and_shaped_text_are_redacted(
 
 
 @pytest.mark.parametrize("system", SQL_SYSTEMS)
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: positional parameters bound to a secret column are written in clear "
-    "(INSERT ... (owner, api_token) VALUES (?, ?), executemany, UPDATE ... SET api_token = ?), "
-    "while the same column read back is redacted. capture/db_record.py encode_parameters: "
-    "only a dict's keys are judged; positional parameters are never matched to the "
-    "columns the statement names"))
 def test_sql_positional_parameters_of_secret_columns_are_redacted(
         trace: Trace, tmp_path: Path, system: str) -> None:
     s = {name: secret(name) for name in ("insert", "many1", "many2", "update")}

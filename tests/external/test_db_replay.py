@@ -338,6 +338,40 @@ def test_secret_text_in_database_calls_is_scrubbed_and_still_replays(tmp_path: P
     assert_same_calls(recorded, again)
 
 
+@replay.traced
+def sqlite_accounts(path: str, token: str) -> int:
+    """Binds a credential positionally to a column named for it (no secret shape at all)."""
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute("create table accounts (owner text, api_token text)")
+        connection.execute("insert into accounts (owner, api_token) values (?, ?)",
+                           ("ann", token))
+        cursor = connection.execute("update accounts set api_token = ? where owner = ?",
+                                    (token + "2", "ann"))
+    connection.close()
+    return int(cursor.rowcount)
+
+
+def test_parameters_bound_to_secret_columns_are_redacted_and_still_replay(
+        tmp_path: Path) -> None:
+    path = tmp_path / "accounts.db"
+    token = "Zq7c0ffee5ecret"
+    recorded = run(sqlite_accounts, str(path), token)
+    assert recorded.error is None, recorded.error
+    assert token not in orjson.dumps(recorded.db_calls).decode()
+    insert, update = (call for call in recorded.db_calls
+                      if call["statement"].startswith(("insert", "update")))
+    assert insert["parameters"]["items"] == ["ann", {"$type": "redacted", "rule": "key"}]
+    assert update["parameters"]["items"] == [{"$type": "redacted", "rule": "key"}, "ann"]
+    path.unlink()
+    # The live calls bind the real token; replay redacts them by column to find the recording.
+    again = replayed(recorded.db_calls, sqlite_accounts, str(path), token)
+    assert again.error is None, again.error
+    assert again.value == 1
+    assert not path.exists()
+    assert_same_calls(recorded, again)
+
+
 # -- SQLAlchemy ---------------------------------------------------------------------------
 
 @replay.traced
