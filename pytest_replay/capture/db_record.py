@@ -384,6 +384,14 @@ class Call:
             capture_failed(problem)
         self._emit()
 
+    def pulled(self, sets: list[Any]) -> None:
+        """The parameter sets an ``executemany`` pulled from a generator, now known."""
+        try:
+            self.event["parameters"] = encode_parameters(
+                sets, self.event.get("statement"), many=True)
+        except Exception as problem:
+            capture_failed(problem)
+
     def done(self) -> None:
         """A call with nothing to report but its duration (commit, rollback, a script)."""
         self.event["duration_ns"] = time.perf_counter_ns() - self.started

@@ -8,7 +8,7 @@ driver's own return value and exceptions pass through untouched.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, Final
 
@@ -74,25 +74,40 @@ def wrap_execute(system: str, operation: str, original: Method, *, params_name: 
         ids = ids_for(system)
         if ids is None or (guard and _INSIDE.get()):
             return original(self, query, *args, **kwargs)
+        pulled: list[Any] | None = None
         if many and args and not isinstance(args[0], (list, tuple)):
-            args = (list(args[0]), *args[1:])  # a generator would be spent by the driver
-        params = args[0] if args else kwargs.get(params_name)
-        call = open_call(system, operation, ids, query, params)
+            # the driver pulls a generator one set at a time (and runs the sets before one
+            # that fails): hand it one that keeps each set as it goes, recorded afterwards
+            pulled = []
+            args = (_kept(args[0], pulled), *args[1:])
+        params = args[0] if pulled is None and args else kwargs.get(params_name)
+        call = open_call(system, operation, ids, query, [] if pulled is not None else params)
         if call is None:
             return original(self, query, *args, **kwargs)
         token = _INSIDE.set(True) if guard else None
         try:
             result = original(self, query, *args, **kwargs)
         except Exception as exc:
+            if pulled is not None:
+                call.pulled(pulled)
             call.failed(exc)
             raise
         finally:
             if token is not None:
                 _INSIDE.reset(token)
+        if pulled is not None:
+            call.pulled(pulled)
         finish_statement(self, call, buffered, lastrowid, names)
         return result
 
     return _named(execute, original)
+
+
+def _kept(sets: Any, pulled: list[Any]) -> Iterator[Any]:
+    """``sets`` as the driver pulls them, each kept in ``pulled`` on the way."""
+    for item in sets:
+        pulled.append(item)
+        yield item
 
 
 def wrap_script(system: str, operation: str, original: Method) -> Method:

@@ -1087,15 +1087,6 @@ def _connector(system: str, tmp_path: Path) -> tuple[Callable[[], Any], str]:
 SYSTEMS = ["sqlite", "postgresql", "mysql"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: executemany with a generator of parameters runs no statement at all when the "
-    "generator fails part-way, where the bare driver has run the rows before the "
-    "failure (sqlite, psycopg and PyMySQL alike: 2 rows updated bare, 0 with capture); "
-    "the generator is also materialised whole in memory before the first statement "
-    "(no streaming of large batches). Root cause: db_sql.py:wrap_execute does "
-    "args = (list(args[0]), ...) for executemany. Fix: pass the driver a generator "
-    "that records each parameter set as the driver pulls it (itertools-style tee into "
-    "a capped list), and record the parameters after the call."))
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_executemany_pulls_a_generator_as_the_driver_does(restore_capture: None,
                                                           tmp_path: Path, system: str) -> None:
@@ -1125,11 +1116,17 @@ def test_executemany_pulls_a_generator_as_the_driver_does(restore_capture: None,
             conn.close()
 
     bare = run(unique("hunt_many"))
-    replay.configure(sink=replay.MemorySink())
+    sink = replay.MemorySink()
+    replay.configure(sink=sink)
     with replay.request_scope("req_many"):
         on = run(unique("hunt_many"))
     assert bare == ["0", "x", "y", "3"]
     assert on == bare
+    failed = next(event for event in map(orjson.loads, sink.lines)
+                  if event.get("operation") == "executemany" and "error_type" in event)
+    assert failed["error_type"] == "LookupError"  # the sets the driver pulled are recorded
+    assert failed["parameters"] == [{"$type": "tuple", "items": ["x", 1]},
+                                    {"$type": "tuple", "items": ["y", 2]}]
 
 
 @pytest.mark.parametrize("system", SYSTEMS)
