@@ -5,9 +5,9 @@
  *
  *   - AnchorGate: whether a string holds any literal anchor of a redaction
  *     rule (Redaction.holds_secret_text asks the same before running any
- *     regular expression). ASCII text is searched here; anything else, and
- *     any text an anchor is found in, goes to the Python fallback, so the
- *     regular expressions still decide. Most captured strings hold no anchor
+ *     regular expression). Text of any width is searched here (the folded
+ *     anchors in its casefold, as Python does); any text an anchor is found
+ *     in goes to the Python fallback, so the regular expressions still decide. Most captured strings hold no anchor
  *     and never leave C.
  *   - shape(): plain.shape, the look that lets orjson take a value as it is.
  *   - scrub_encoded(): Redaction.scrub_encoded, the scan of an encoded event.
@@ -56,6 +56,7 @@ typedef struct {
     Py_ssize_t case_count;
     Py_ssize_t folded_count;
     int always;               /* an empty anchor: every text holds it */
+    int wide_to_fallback;     /* a non-ASCII anchor was left out: other text goes to Python */
     unsigned char single[256];       /* a one-byte anchor may be this byte (either kind) */
     unsigned char pairs[2][8192];    /* bit (a << 8 | b): an anchor starts with a, b */
     unsigned char any_pair[8192];    /* the same for the raw bytes, both kinds, any case */
@@ -139,7 +140,108 @@ gate_finds(GateObject *gate, const unsigned char *data, Py_ssize_t size)
     return 0;
 }
 
-/* 1 when ``text`` must be asked about (not an exact ASCII str, or an anchor is in it),
+/* Whether an anchor of ``kind`` starting with ASCII ``c`` is at ``at`` of a str of any
+ * width (``width`` is its PyUnicode kind). A character past ASCII matches no anchor byte. */
+static int
+wide_anchor_at(GateObject *gate, int kind, unsigned char c, int width, const void *data,
+               Py_ssize_t at, Py_ssize_t left)
+{
+    const Anchor *anchors = gate->anchors + (kind ? gate->case_count : 0);
+    for (Py_ssize_t k = gate->from[kind][c]; k < gate->from[kind][c + 1]; k++) {
+        const Anchor *anchor = &anchors[k];
+        if (anchor->size > left) {
+            continue;
+        }
+        Py_ssize_t j = 1;
+        while (j < anchor->size) {
+            Py_UCS4 ch = PyUnicode_READ(width, data, at + j);
+            if (ch >= 128 || (kind ? lower((unsigned char)ch) : (unsigned char)ch)
+                                 != anchor->text[j]) {
+                break;
+            }
+            j++;
+        }
+        if (j >= anchor->size) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* gate_finds for a str that is not ASCII, looking for anchors of ``kind`` only: the case
+ * anchors in the text as it is, the folded ones in its case-folded form (folding can turn
+ * other characters into ASCII letters: the Kelvin sign into k). */
+static int
+wide_finds(GateObject *gate, int kind, PyObject *text)
+{
+    int width = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t size = PyUnicode_GET_LENGTH(text);
+    for (Py_ssize_t at = 0; at + 1 < size; at++) {
+        Py_UCS4 c = PyUnicode_READ(width, data, at);
+        if (c >= 128) {
+            continue;
+        }
+        if (gate->single[c]) {
+            return 1;  /* maybe a one-byte anchor (rare): the fallback decides */
+        }
+        Py_UCS4 next = PyUnicode_READ(width, data, at + 1);
+        if (next >= 128) {
+            at++;  /* no anchor starts here, nor at the next character */
+            continue;
+        }
+        unsigned char a = (unsigned char)c, b = (unsigned char)next;
+        if (kind) {
+            a = lower(a);
+            b = lower(b);
+        }
+        if (pair_set(gate->pairs[kind], a, b)
+            && wide_anchor_at(gate, kind, a, width, data, at, size - at)) {
+            return 1;
+        }
+    }
+    if (size > 0) {
+        Py_UCS4 last = PyUnicode_READ(width, data, size - 1);
+        if (last < 128 && gate->single[last]) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A non-ASCII str: the case anchors in it, the folded ones in ``text.casefold()``. */
+static int
+wide_may_hold(GateObject *gate, PyObject *text)
+{
+    if (gate->always || gate->wide_to_fallback) {
+        return 1;
+    }
+    if (gate->case_count > 0 && wide_finds(gate, 0, text)) {
+        return 1;
+    }
+    if (gate->folded_count == 0) {
+        return 0;
+    }
+    PyObject *folded = PyObject_CallMethod(text, "casefold", NULL);
+    if (folded == NULL) {
+        return -1;
+    }
+    int found;
+    if (!PyUnicode_Check(folded)) {
+        found = 1;  /* cannot happen for an exact str: let Python decide */
+    }
+    else if (PyUnicode_IS_ASCII(folded)) {
+        found = gate_finds(gate, (const unsigned char *)PyUnicode_DATA(folded),
+                           PyUnicode_GET_LENGTH(folded));
+    }
+    else {
+        found = wide_finds(gate, 1, folded);
+    }
+    Py_DECREF(folded);
+    return found;
+}
+
+/* 1 when ``text`` must be asked about (not an exact str, or an anchor is in it),
  * 0 when it holds no anchor at all. */
 static int
 gate_may_hold(GateObject *gate, PyObject *text)
@@ -153,7 +255,7 @@ gate_may_hold(GateObject *gate, PyObject *text)
     }
 #endif
     if (!PyUnicode_IS_ASCII(text)) {
-        return 1;  /* case folding of other characters can make an anchor: Python decides */
+        return wide_may_hold(gate, text);
     }
     return gate_finds(gate, (const unsigned char *)PyUnicode_DATA(text),
                       PyUnicode_GET_LENGTH(text));
@@ -184,8 +286,8 @@ gate_answer(GateObject *gate, PyObject *text)
 }
 
 /* Copy the usable anchors of ``tuple`` (bytes kept in ``gate->keep``) after those taken.
- * Non-ASCII anchors are left out: an ASCII text cannot hold one, and any other text goes
- * to the fallback. So is a folded anchor with an upper-case letter: the lower-cased text it
+ * Non-ASCII anchors are left out: an ASCII text cannot hold one, and any other text then
+ * goes to the fallback. So is a folded anchor with an upper-case letter: the lower-cased text it
  * is compared with never holds one, as in Python. */
 static int
 gate_take(GateObject *gate, PyObject *tuple, int folded, Py_ssize_t *count)
@@ -203,6 +305,7 @@ gate_take(GateObject *gate, PyObject *tuple, int folded, Py_ssize_t *count)
         }
 #endif
         if (!PyUnicode_IS_ASCII(anchor)) {
+            gate->wide_to_fallback = 1;
             continue;
         }
         Py_ssize_t size = PyUnicode_GET_LENGTH(anchor);

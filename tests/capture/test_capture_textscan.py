@@ -449,8 +449,8 @@ def test_gate_finds_anchors_at_every_offset_of_long_texts(make: Callable[[], Red
 
 @needs_c
 def test_gate_hands_unsure_texts_to_the_fallback_as_they_are() -> None:
-    """Non-ASCII text, str subclasses and texts with an anchor reach the fallback unchanged;
-    anything else is answered in C."""
+    """str subclasses and texts with an anchor reach the fallback unchanged; anything else
+    is answered in C, non-ASCII text too (its folded anchors looked for in its casefold)."""
     asked: list[str] = []
 
     def fallback(text: str) -> bool:
@@ -460,8 +460,9 @@ def test_gate_hands_unsure_texts_to_the_fallback_as_they_are() -> None:
     gate = _c().AnchorGate(("AB",), ("cd",), fallback)
     subclassed = StrSub("plain words")
     for text, may in (("xxABxx", True), ("xxabxx", False), ("xxCDxx", True), ("xxcDxx", True),
-                      ("é plain", True), (subclassed, True), ("", False), ("A", False),
-                      ("\x00AB", True), ("\x00cd", True)):
+                      ("é plain", False), ("é xxABxx", True), ("é xxCDxx", True),
+                      ("é xxAé", False), ("ÀB", False), (subclassed, True), ("", False),
+                      ("A", False), ("\x00AB", True), ("\x00cd", True), ("😀cd", True)):
         asked.clear()
         assert gate.may_hold(text) is may, text
         assert gate(text) is (may and len(text) % 2 == 0), text
@@ -471,7 +472,17 @@ def test_gate_hands_unsure_texts_to_the_fallback_as_they_are() -> None:
     without = _c().AnchorGate(("AB",), ("cd",))
     assert without("xxABxx") is True and without("nothing") is False
     empty = _c().AnchorGate((), (), fallback)
-    assert empty("Bearer abcdefghij") is False and empty.may_hold("é") is True
+    assert empty("Bearer abcdefghij") is False and empty.may_hold("é") is False
+    # case folding can make an anchor where the text has none: ß folds to ss, K (the
+    # Kelvin sign) to k; a case anchor is looked for in the text as it is
+    folding = _c().AnchorGate(("SS",), ("ss", "kb"), None)
+    assert folding.may_hold("straße") is True and folding.may_hold("stra\u00dfé") is True
+    assert folding.may_hold("\u212ab é") is True and folding.may_hold("kélvin") is False
+    assert folding.may_hold("SSé") is True and folding.may_hold("s é s") is False
+    # an anchor C cannot hold (not ASCII) sends every text that is not ASCII to Python
+    wide = _c().AnchorGate(("AB", "éé"), (), None)
+    assert wide.may_hold("x éé x") is True and wide.may_hold("plain é") is True
+    assert wide.may_hold("plain") is False
 
 
 @needs_c
