@@ -169,6 +169,22 @@ def _collect_keys(value: Any, keys: set[str]) -> None:
         kind = type(item)
         if kind is dict or kind is list:
             _collect_keys(item, keys)
+        elif kind is str:
+            inner = _embedded_json(item)
+            if inner is not None:
+                _collect_keys(inner, keys)
+
+
+def _embedded_json(text: str) -> dict[str, Any] | list[Any] | None:
+    """A JSON object or array held as a string value (SNS/SQS ``Message``, a ``body``
+    field), parsed; None for any other string."""
+    if len(text) < 2 or text[0] not in "{[" or text[-1] not in "}]":
+        return None
+    try:
+        parsed = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if type(parsed) is dict or type(parsed) is list else None
 
 
 def _any_secret_key(parsed: Any) -> bool:
@@ -245,6 +261,11 @@ def _redact_json(value: Any) -> tuple[Any, bool]:
             changed = changed or item_changed
         return items, changed
     if kind is str:
+        inner = _embedded_json(value)
+        if inner is not None:
+            new_inner, inner_changed = _redact_json(inner)
+            if inner_changed:
+                return json.dumps(new_inner, ensure_ascii=False, separators=(",", ":")), True
         new_text = _redact_cards(value)
         return new_text, new_text != value
     if kind is int and 13 <= len(str(abs(value))) <= 19:
@@ -287,6 +308,43 @@ def redact_text(text: str, content_type: str, *, complete: bool, raw: bytes | No
         text = _JSON_PAIR.sub(_json_pair_sub, text)
     elif "x-www-form-urlencoded" in content_type:
         text = _redact_pairs(text)
+    elif "multipart/form-data" in content_type:
+        text = redact_multipart(text)
     return _redact_cards(text)
+
+
+_PART_NAME: Final = re.compile(r'(?im)^content-disposition:[^\r\n]*?\bname="([^"]*)"')
+_PART_FILE: Final = re.compile(r'(?im)^content-disposition:[^\r\n]*?\bfilename\*?=')
+
+
+def redact_multipart(text: str) -> str:
+    """A ``multipart/form-data`` body with the values of secret-named fields replaced.
+
+    The boundary is read from the body's first line (the header's copy has been
+    lower-cased); parts with a ``filename`` (uploads) are kept as they are.
+    """
+    first_end = text.find("\r\n")
+    if not text.startswith("--") or first_end < 3:
+        return text
+    delimiter = text[:first_end]
+    parts = text.split(delimiter)
+    changed = False
+    for index in range(1, len(parts) - 1):  # parts[0] is the preamble, the last the epilogue
+        part = parts[index]
+        split = part.find("\r\n\r\n")
+        if split < 0:
+            continue
+        headers, content = part[:split], part[split + 4:]
+        named = _PART_NAME.search(headers)
+        if named is None or _PART_FILE.search(headers) is not None:
+            continue
+        if not _secret(named.group(1)):
+            continue
+        ending = "\r\n" if content.endswith("\r\n") else ""
+        if content[: len(content) - len(ending)] == REDACTED_TEXT:
+            continue
+        parts[index] = f"{headers}\r\n\r\n{REDACTED_TEXT}{ending}"
+        changed = True
+    return delimiter.join(parts) if changed else text
 
 

@@ -749,10 +749,6 @@ def test_token_in_a_redirect_fragment_is_redacted(trace: Trace, api: Api) -> Non
     assert_never_written(trace.written(), {"access_token": value})
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: multipart/form-data bodies are written whole: a 'password' field posted with a "
-    "file upload is in clear. capture/http_redact.py redact_text redacts JSON and "
-    "x-www-form-urlencoded bodies only"))
 def test_multipart_form_fields_with_secret_names_are_redacted(trace: Trace, api: Api) -> None:
     value = secret("multipart")
     with replay.request_scope("req_multipart"):
@@ -761,12 +757,7 @@ def test_multipart_form_fields_with_secret_names_are_redacted(trace: Trace, api:
     assert_never_written(trace.written(), {"password": value})
 
 
-@pytest.mark.parametrize("shape", ["byte-order-mark", "xssi-prefix", pytest.param(
-    "json-in-a-json-string", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-        "BUG: JSON held in a string value of a JSON answer (SNS/SQS 'Message', 'body' "
-        "fields) is never looked into, and its escaped quotes (\\\") hide its pairs from "
-        "the name: value rule: the password is written in clear. capture/http_redact.py "
-        "_redact_json")))])
+@pytest.mark.parametrize("shape", ["byte-order-mark", "xssi-prefix", "json-in-a-json-string"])
 def test_json_answers_in_common_wrappings_are_redacted(
         trace: Trace, api: Api, shape: str) -> None:
     value = secret("wrapped")
