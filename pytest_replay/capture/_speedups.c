@@ -64,14 +64,14 @@ static PyObject *g_marker_globals;
 static Py_ssize_t g_min_scanned;   /* redact.MIN_SCANNED */
 
 static PyObject *s_active, *s_generation, *s_write, *s_ids, *s_open_root, *s_sink_failed,
-    *s_refresh, *s_field, *s_entry_parts, *s_root_parts, *s_exit_parts, *s_arg_keys,
+    *s_epoch, *s_stale_exit, *s_refresh, *s_field, *s_entry_parts, *s_root_parts, *s_exit_parts, *s_arg_keys,
     *s_positional_json, *s_result_json, *s_max_str, *s_secret_text, *s_qualname;
 
 static PyObject *b_null, *b_true, *b_false, *b_empty_args;
 
 /* The slots read on every call, when the objects are slotted as expected: reading the
  * member directly skips the type lookup of getattr. NULL: getattr is used. */
-static PyMemberDef *m_active, *m_generation, *m_write, *m_ids, *m_field;
+static PyMemberDef *m_active, *m_generation, *m_write, *m_ids, *m_field, *m_epoch;
 static PyObject *g_trace_type;     /* TraceRef: its "field" slot is read on nested calls */
 
 static int g_fast_floats;              /* format_float agrees with orjson (checked at install) */
@@ -1377,6 +1377,37 @@ fail(TracedObject *self, PyObject *cid, long long started)
     give_exception(exc);
 }
 
+/* Whether capture was reconfigured since ``epoch`` (the runtime's epoch object read when
+ * the call began, held since, so its address cannot be reused): the call's exit and error
+ * belong to a sink that is gone. Counted by Runtime.stale_exit; an exception pending (the
+ * call raised) is kept. */
+static int
+epoch_moved(PyObject *epoch)
+{
+    if (epoch == NULL) {
+        return 0;
+    }
+    PyObject *now = read_slot(g_runtime, m_epoch, s_epoch);
+    if (now == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_DECREF(now);
+    if (now == epoch) {
+        return 0;
+    }
+    PyObject *pending = take_exception();
+    PyObject *res = PyObject_CallMethodNoArgs(g_runtime, s_stale_exit);
+    if (res == NULL) {
+        PyErr_Clear(); /* counting it must not cost the call */
+    }
+    Py_XDECREF(res);
+    if (pending != NULL) {
+        give_exception(pending);
+    }
+    return 1;
+}
+
 static PyObject *
 traced_vectorcall(TracedObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -1419,7 +1450,12 @@ traced_vectorcall(TracedObject *self, PyObject *const *args, size_t nargsf, PyOb
         return use_fallback(self, args, nargsf); /* nothing done yet */
     }
     PyObject *state, *cid;
+    PyObject *epoch = read_slot(g_runtime, m_epoch, s_epoch);
+    if (epoch == NULL) {
+        PyErr_Clear(); /* no epoch to compare: the exit is written as before */
+    }
     if (enter(plan, parent, args, nargs, started, &state, &cid) < 0) {
+        Py_XDECREF(epoch);
         Py_XDECREF(plan);
         Py_DECREF(parent);
         return NULL;
@@ -1427,15 +1463,16 @@ traced_vectorcall(TracedObject *self, PyObject *const *args, size_t nargsf, PyOb
     int called;
     PyObject *result = call_in_frame(self, state, parent, args, nargsf, &called);
     Py_DECREF(state);
-    if (cid != NULL) { /* captured (so the plan is there) */
+    if (cid != NULL && !epoch_moved(epoch)) { /* captured (so the plan is there) */
         if (result != NULL) {
             result = leave(plan, cid, started, result);
         }
         else if (called) {
             fail(self, cid, started);
         }
-        Py_DECREF(cid);
     }
+    Py_XDECREF(cid);
+    Py_XDECREF(epoch);
     Py_XDECREF(plan);
     Py_DECREF(parent);
     return result;
@@ -1689,6 +1726,7 @@ install(PyObject *module, PyObject *args, PyObject *kwargs)
     m_active = find_slot((PyObject *)Py_TYPE(runtime), s_active);
     m_generation = find_slot((PyObject *)Py_TYPE(runtime), s_generation);
     m_write = find_slot((PyObject *)Py_TYPE(runtime), s_write);
+    m_epoch = find_slot((PyObject *)Py_TYPE(runtime), s_epoch);
     m_ids = find_slot((PyObject *)Py_TYPE(ids), s_ids);
     m_field = PyType_Check(trace_type) ? find_slot(trace_type, s_field) : NULL;
     Py_XSETREF(g_trace_type, Py_NewRef(trace_type));
@@ -1762,6 +1800,7 @@ PyInit__speedups(void)
     if (intern(&s_active, "active") < 0 || intern(&s_generation, "generation") < 0
         || intern(&s_write, "write") < 0 || intern(&s_ids, "ids") < 0
         || intern(&s_open_root, "open_root") < 0 || intern(&s_sink_failed, "sink_failed") < 0
+        || intern(&s_epoch, "epoch") < 0 || intern(&s_stale_exit, "stale_exit") < 0
         || intern(&s_refresh, "refresh") < 0 || intern(&s_field, "field") < 0
         || intern(&s_entry_parts, "entry_parts") < 0 || intern(&s_root_parts, "root_parts") < 0
         || intern(&s_exit_parts, "exit_parts") < 0 || intern(&s_arg_keys, "arg_keys") < 0

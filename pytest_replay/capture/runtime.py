@@ -36,7 +36,7 @@ from pytest_replay.capture.ids import IDS
 from pytest_replay.capture.plain import HUGE, PLAIN, children, shape
 from pytest_replay.capture.redact import DEFAULT_REDACTION, MIN_SCANNED, Redaction
 from pytest_replay.capture.sinks import Sink
-from pytest_replay.capture.stats import SINK_ERROR, UNENCODABLE, SinkStats
+from pytest_replay.capture.stats import SINK_CLOSED, SINK_ERROR, UNENCODABLE, SinkStats
 from pytest_replay.capture.textscan import NATIVE as NATIVE_WALK
 from pytest_replay.capture.textscan import gate_for
 from pytest_replay.format.values import (
@@ -252,6 +252,15 @@ class Runtime:
             self.write(line)
         except Exception as exc:
             self.sink_failed(exc)
+
+    def stale_exit(self) -> None:
+        """Count the exit of a call that began before capture was reconfigured.
+
+        Its entry went to the sink of that time; the exit (and error) would be an
+        orphan in the new one, so it is written nowhere.
+        """
+        self.stats.drop(1, "a traced call finished after capture was reconfigured",
+                        SINK_CLOSED)
 
     def sink_failed(self, exc: Exception) -> None:
         """Count the line a raising sink lost."""

@@ -196,6 +196,7 @@ def _sync_wrapper(function: Callable[..., Any], site: CallSite) -> Callable[...,
         if parent is not None and parent[0] is None:
             return function(*args, **kwargs)  # inside a request sampling left out
         started = clock()
+        epoch = rt.epoch
         try:
             if site.generation != rt.generation:
                 site.refresh()
@@ -232,9 +233,15 @@ def _sync_wrapper(function: Callable[..., Any], site: CallSite) -> Callable[...,
             result = function(*args, **kwargs)
         except BaseException as exc:
             set_frame(parent)
-            _record_failure(site, cid_b, started, exc)
+            if rt.epoch == epoch:
+                _record_failure(site, cid_b, started, exc)
+            else:
+                rt.stale_exit()
             raise
         set_frame(parent)
+        if rt.epoch != epoch:  # reconfigured meanwhile: the entry is in a sink that is gone
+            rt.stale_exit()
+            return result
         try:
             now = clock()
             line = site.exit_format % (now, cid_b, site.result_json(result), now - started)
@@ -263,6 +270,7 @@ def _async_wrapper(function: Callable[..., Any], site: CallSite) -> Callable[...
         if parent is not None and parent[0] is None:
             return await function(*args, **kwargs)  # inside a request sampling left out
         started = clock()
+        epoch = rt.epoch
         try:
             if site.generation != rt.generation:
                 site.refresh()
@@ -299,9 +307,15 @@ def _async_wrapper(function: Callable[..., Any], site: CallSite) -> Callable[...
             result = await function(*args, **kwargs)
         except BaseException as exc:
             set_frame(parent)
-            _record_failure(site, cid_b, started, exc)
+            if rt.epoch == epoch:
+                _record_failure(site, cid_b, started, exc)
+            else:
+                rt.stale_exit()
             raise
         set_frame(parent)
+        if rt.epoch != epoch:  # reconfigured meanwhile: the entry is in a sink that is gone
+            rt.stale_exit()
+            return result
         try:
             now = clock()
             line = site.exit_format % (now, cid_b, site.result_json(result), now - started)

@@ -694,14 +694,6 @@ def test_reconfiguring_while_threads_are_inside_traced_calls(restore_capture: No
     assert all(count > 0 for count in counts)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a call that starts under one sink writes its function_exit into the next one "
-    "when configure() runs meanwhile: sink A holds an entry with no exit, sink B an "
-    "exit with no entry, though runtime.py says 'a call that started under one sink "
-    "never writes into the next'. Root cause: traced.py:_sync_wrapper and "
-    "_speedups.c:leave read RUNTIME.write at exit time; only db_record.Call checks the "
-    "epoch. Fix: keep the epoch (or the write callable) read at entry in the frame and "
-    "drop, counted, an exit whose epoch is stale."))
 def test_a_call_in_flight_during_reconfigure_stays_in_its_own_sink(
         restore_capture: None) -> None:
     first, second = replay.MemorySink(), replay.MemorySink()
