@@ -78,10 +78,11 @@ pair_set(const unsigned char *pairs, unsigned char a, unsigned char b)
     return pairs[bit >> 3] >> (bit & 7) & 1;
 }
 
-/* Whether an anchor of ``kind`` (0 as it is, 1 folded) starting with ``c`` is at ``at``. */
-static int
-anchor_at(GateObject *gate, int kind, unsigned char c, const unsigned char *data,
-          Py_ssize_t at, Py_ssize_t left)
+/* Whether an anchor of ``kind`` starting with ASCII ``c`` is at ``at`` of a str of any
+ * width (``width`` is its PyUnicode kind). A character past ASCII matches no anchor byte. */
+static inline int
+wide_anchor_at(GateObject *gate, int kind, unsigned char c, int width, const void *data,
+               Py_ssize_t at, Py_ssize_t left)
 {
     const Anchor *anchors = gate->anchors + (kind ? gate->case_count : 0);
     for (Py_ssize_t k = gate->from[kind][c]; k < gate->from[kind][c + 1]; k++) {
@@ -90,21 +91,28 @@ anchor_at(GateObject *gate, int kind, unsigned char c, const unsigned char *data
             continue;
         }
         Py_ssize_t j = 1;
-        if (kind) {
-            while (j < anchor->size && lower(data[at + j]) == anchor->text[j]) {
-                j++;
+        while (j < anchor->size) {
+            Py_UCS4 ch = PyUnicode_READ(width, data, at + j);
+            if (ch >= 128 || (kind ? lower((unsigned char)ch) : (unsigned char)ch)
+                                 != anchor->text[j]) {
+                break;
             }
-        }
-        else {
-            while (j < anchor->size && data[at + j] == anchor->text[j]) {
-                j++;
-            }
+            j++;
         }
         if (j >= anchor->size) {
             return 1;
         }
     }
     return 0;
+}
+
+/* Whether an anchor of ``kind`` (0 as it is, 1 folded) starting with ``c`` is at ``at`` of
+ * ASCII ``data``: the one-byte case of wide_anchor_at, which the compiler specialises. */
+static int
+anchor_at(GateObject *gate, int kind, unsigned char c, const unsigned char *data,
+          Py_ssize_t at, Py_ssize_t left)
+{
+    return wide_anchor_at(gate, kind, c, PyUnicode_1BYTE_KIND, data, at, left);
 }
 
 /* Whether ASCII ``data`` of ``size`` bytes holds an anchor. Each position costs two bit
@@ -134,34 +142,6 @@ gate_finds(GateObject *gate, const unsigned char *data, Py_ssize_t size)
         unsigned char l = lower(c);
         if (pair_set(gate->pairs[1], l, lower(next))
             && anchor_at(gate, 1, l, data, at, size - at)) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* Whether an anchor of ``kind`` starting with ASCII ``c`` is at ``at`` of a str of any
- * width (``width`` is its PyUnicode kind). A character past ASCII matches no anchor byte. */
-static int
-wide_anchor_at(GateObject *gate, int kind, unsigned char c, int width, const void *data,
-               Py_ssize_t at, Py_ssize_t left)
-{
-    const Anchor *anchors = gate->anchors + (kind ? gate->case_count : 0);
-    for (Py_ssize_t k = gate->from[kind][c]; k < gate->from[kind][c + 1]; k++) {
-        const Anchor *anchor = &anchors[k];
-        if (anchor->size > left) {
-            continue;
-        }
-        Py_ssize_t j = 1;
-        while (j < anchor->size) {
-            Py_UCS4 ch = PyUnicode_READ(width, data, at + j);
-            if (ch >= 128 || (kind ? lower((unsigned char)ch) : (unsigned char)ch)
-                                 != anchor->text[j]) {
-                break;
-            }
-            j++;
-        }
-        if (j >= anchor->size) {
             return 1;
         }
     }

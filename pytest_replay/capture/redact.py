@@ -12,6 +12,7 @@ or any pattern of the user's own).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, Final, final
@@ -37,10 +38,95 @@ REDACTED_VALUE: Final = "[REDACTED]"
 _SENSITIVE_WORDS: Final = ("key", "token", "secret", "password", "passwd", "pwd", "pass", "auth",
                            "signature", "sig", "session", "sid", "credential", "credentials",
                            "jwt")
-_SENSITIVE_PARAMETER = r"[\w.-]*(?:" + "|".join(_SENSITIVE_WORDS) + r")(?:[_.-]?id)?"
-"""A parameter name ending in a sensitive word, or in one followed by ``id``
-(``session_id``, ``JSESSIONID``)."""
-DEFAULT_VALUE_RULES: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] = (
+_PAIR: Final = re.compile(
+    r"(?:^|(?<=[?&;,\s#(]))(?P<name>[\w.-]+)="
+    r"(?:(?P<done>\[REDACTED(?::\w+)?\])|(?P<bare>[^&\s#;,)?]+))")
+"""``name=value`` after a separator; a value stops before ``?`` so that a query inside a
+value (``target=/cb?api_key=...``) is a pair of its own."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _sensitive_parameter(name: str) -> bool:
+    """A parameter name ending in a sensitive word, or in one followed by ``id`` (one
+    separator allowed between: ``session_id``, ``JSESSIONID``), in any case."""
+    lowered = name.lower()
+    if lowered.endswith(_SENSITIVE_WORDS):
+        return True
+    if not lowered.endswith("id"):
+        return False
+    stem = lowered[:-2]
+    if stem.endswith(("_", ".", "-")):
+        stem = stem[:-1]
+    return stem.endswith(_SENSITIVE_WORDS)
+@final
+class JudgedPairs:
+    """A ``name``/value rule: a pattern whose matches count only when ``judge(name)`` says so.
+
+    It answers ``search`` and ``sub`` as a compiled pattern does, so the rules
+    run it as any other; ``sub`` replaces the value (and keeps its quotes).
+    Matching the name loosely and judging it in Python keeps the pattern free
+    of the backtracking an alternation of words after ``[\\w.-]*`` costs.
+    """
+
+    __slots__ = ("flags", "judge", "regex")
+
+    def __init__(self, regex: re.Pattern[str], judge: Callable[[str], bool],
+                 flags: int = 0) -> None:
+        self.regex = regex
+        self.judge = judge
+        self.flags = flags
+        """``re.IGNORECASE`` when the rule's anchors are to be found in any case."""
+
+    @property
+    def pattern(self) -> str:
+        """The pattern's text, as a compiled pattern has it."""
+        return self.regex.pattern
+
+    def search(self, text: str) -> re.Match[str] | None:
+        """The first pair whose name is judged secret, or None."""
+        judge = self.judge
+        for match in self.regex.finditer(text):
+            if not _done(match) and judge(match.group("name")):
+                return match
+        return None
+
+    def sub(self, _repl: object, text: str) -> str:
+        """``text`` with the value of every pair under a secret name replaced."""
+        judge = self.judge
+
+        def replace(match: re.Match[str]) -> str:
+            if _done(match) or not judge(match.group("name")):
+                return match.group(0)  # redacted already, or an innocent name
+            return _replace(match)
+
+        return self.regex.sub(replace, text)
+
+
+def _done(match: re.Match[str]) -> bool:
+    """Whether a ``name: value`` match holds a value redacted already (quoted or not)."""
+    groups = match.groupdict()
+    if groups.get("done") is not None:
+        return True
+    quoted = groups.get("dq") or groups.get("sq")
+    return quoted is not None and _REDACTED_MARK.fullmatch(quoted) is not None
+
+
+_REDACTED_MARK: Final = re.compile(r"\[REDACTED(?::\w+)?\]")
+
+
+def _replace(match: re.Match[str]) -> str:
+    """The match with its first group that took part replaced (the whole match if none)."""
+    first = 2 if "name" in match.re.groupindex else 1  # a named value keeps its name
+    for group in range(first, match.re.groups + 1):
+        start, end = match.span(group)
+        if start >= 0:
+            whole_start = match.start()
+            text = match.group(0)
+            return text[: start - whole_start] + REDACTED_VALUE + text[end - whole_start:]
+    return REDACTED_VALUE
+
+
+DEFAULT_VALUE_RULES: Final[tuple[tuple[tuple[str, ...], Any], ...]] = (
     (("earer", "EARER", "asic", "ASIC", "oken", "OKEN"),
      re.compile(r"(?i)\b(?:bearer|basic|token)\s+([A-Za-z0-9._~+/=-]{6,})")),
     (("_live_", "_test_"), re.compile(r"\b((?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{6,})")),
@@ -50,8 +136,9 @@ DEFAULT_VALUE_RULES: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] 
     (("xox",), re.compile(r"\b(xox[abprs]-[A-Za-z0-9-]{10,})")),
     (("eyJ",), re.compile(r"\b(eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]*)")),
     (("://",), re.compile(r"://[^/\s:@]+:([^/\s@]+)@|://([A-Za-z0-9._~-]{16,})@")),
-    ((*(f"{word}=" for word in _SENSITIVE_WORDS), "id="),  # any match holds one
-     re.compile(r"(?i)(?:^|[?&;,\s#(])" + _SENSITIVE_PARAMETER + r"=([^&\s#;,)]+)")),
+    ((*(f"{word}{tail}=" for word in _SENSITIVE_WORDS  # any match holds one
+        for tail in ("", "id", "_id", "-id", ".id")),),
+     JudgedPairs(_PAIR, _sensitive_parameter, re.IGNORECASE)),
 )
 """Secret-shaped text inside values: group 1 (or the whole match) is replaced. Each rule
 has literal anchors, one of which must be in the text before its regular expression
@@ -113,7 +200,8 @@ class Redaction:
             re.compile(p) if isinstance(p, str) else p for p in patterns
         )
         builtin: tuple[tuple[tuple[str, ...], Any], ...] = (
-            (*DEFAULT_VALUE_RULES, (_NAMED_VALUE_ANCHORS, NamedValues(self.is_secret_key)))
+            (*DEFAULT_VALUE_RULES,
+             (_NAMED_VALUE_ANCHORS, JudgedPairs(_NAMED_VALUE, self.is_secret_key)))
             if enabled and defaults and values else ())
         own = tuple(((), pattern) for pattern in self.patterns) if enabled else ()
         self.value_rules: tuple[tuple[tuple[str, ...], Any], ...] = builtin + own
@@ -269,64 +357,6 @@ class Redaction:
         if spelled != lowered and any(word in spelled for word in self.words):
             return True
         return any(pattern.search(key) for pattern in self.patterns)
-
-
-@final
-class NamedValues:
-    """The ``name: value`` rule: a pattern whose matches count only under a secret name.
-
-    It answers ``search`` and ``sub`` as a compiled pattern does, so the rules
-    run it as any other; ``sub`` replaces the value and keeps its quotes.
-    """
-
-    __slots__ = ("is_secret_key",)
-    flags: Final = 0
-    pattern: Final = _NAMED_VALUE.pattern
-
-    def __init__(self, is_secret_key: Callable[[str], bool]) -> None:
-        self.is_secret_key = is_secret_key
-
-    def search(self, text: str) -> re.Match[str] | None:
-        """The first ``name: value`` whose name is secret, or None."""
-        is_secret_key = self.is_secret_key
-        for match in _NAMED_VALUE.finditer(text):
-            if not _done(match) and is_secret_key(match.group("name")):
-                return match
-        return None
-
-    def sub(self, _repl: object, text: str) -> str:
-        """``text`` with the value of every secret ``name: value`` replaced."""
-        is_secret_key = self.is_secret_key
-
-        def replace(match: re.Match[str]) -> str:
-            if _done(match) or not is_secret_key(match.group("name")):
-                return match.group(0)  # redacted already, or an innocent name
-            return _replace(match)
-
-        return _NAMED_VALUE.sub(replace, text)
-
-
-def _done(match: re.Match[str]) -> bool:
-    """Whether a ``name: value`` match holds a value redacted already (quoted or not)."""
-    if match.group("done") is not None:
-        return True
-    quoted = match.group("dq") or match.group("sq")
-    return quoted is not None and _REDACTED_MARK.fullmatch(quoted) is not None
-
-
-_REDACTED_MARK: Final = re.compile(r"\[REDACTED(?::\w+)?\]")
-
-
-def _replace(match: re.Match[str]) -> str:
-    """The match with its first group that took part replaced (the whole match if none)."""
-    first = 2 if "name" in match.re.groupindex else 1  # a named value keeps its name
-    for group in range(first, match.re.groups + 1):
-        start, end = match.span(group)
-        if start >= 0:
-            whole_start = match.start()
-            text = match.group(0)
-            return text[: start - whole_start] + REDACTED_VALUE + text[end - whole_start:]
-    return REDACTED_VALUE
 
 
 DEFAULT_REDACTION: Final = Redaction()

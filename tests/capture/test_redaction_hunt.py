@@ -41,7 +41,15 @@ import requests
 
 import pytest_replay as replay
 from pytest_replay.capture.redact import Redaction
-from tests.external.db_servers import MYSQL, PG_DSN, PG_PORT, REDIS_PORT, require, unique
+from tests.external.db_servers import (
+    MYSQL,
+    PG_DSN,
+    PG_PORT,
+    REDIS_PORT,
+    redis_key_prefix,
+    require,
+    unique,
+)
 
 # ---------------------------------------------------------------- reading the file
 
@@ -865,16 +873,7 @@ def test_sql_literal_assigned_with_spaces_is_scrubbed(trace: Trace, tmp_path: Pa
 
 @pytest.fixture
 def redis_keys() -> Iterator[str]:
-    import redis
-
-    require("Redis", REDIS_PORT)
-    prefix = unique("leak")
-    yield prefix
-    client = redis.Redis(host="127.0.0.1", port=REDIS_PORT)
-    stale = list(client.scan_iter(f"{prefix}*"))
-    if stale:
-        client.delete(*stale)
-    client.close()
+    yield from redis_key_prefix("leak")
 
 
 @pytest.mark.database

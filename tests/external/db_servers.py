@@ -49,6 +49,21 @@ def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
+def redis_key_prefix(label: str) -> Iterator[str]:
+    """A key prefix of one test's own (skips when Redis cannot be reached); every key
+    under it is deleted after. For a fixture: ``yield from redis_key_prefix("test")``."""
+    import redis
+
+    require("Redis", REDIS_PORT)
+    prefix = unique(label)
+    yield prefix
+    client = redis.Redis(host=HOST, port=REDIS_PORT)
+    stale = list(client.scan_iter(f"{prefix}*"))
+    if stale:
+        client.delete(*stale)
+    client.close()
+
+
 def pg_admin(statement: str) -> None:
     """Run one statement on PostgreSQL outside any recording (setup, DROP)."""
     import psycopg

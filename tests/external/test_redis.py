@@ -14,7 +14,13 @@ from redis.retry import Retry
 
 import pytest_replay as replay
 from pytest_replay.replay.external import UnrecordedCall
-from tests.external.db_servers import REDIS_PORT, assert_same_calls, replayed, require, run, unique
+from tests.external.db_servers import (
+    REDIS_PORT,
+    assert_same_calls,
+    redis_key_prefix,
+    replayed,
+    run,
+)
 
 pytestmark = pytest.mark.database
 
@@ -22,14 +28,7 @@ pytestmark = pytest.mark.database
 @pytest.fixture
 def keys() -> Iterator[str]:
     """A key prefix of this test's own; every key under it is deleted after."""
-    require("Redis", REDIS_PORT)
-    prefix = unique("test")
-    yield prefix
-    client = redis.Redis(host="127.0.0.1", port=REDIS_PORT)
-    stale = list(client.scan_iter(f"{prefix}*"))
-    if stale:
-        client.delete(*stale)
-    client.close()
+    yield from redis_key_prefix("test")
 
 
 def flush(prefix: str) -> None:
