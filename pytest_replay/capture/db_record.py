@@ -188,54 +188,105 @@ def _plain(values: Any) -> list[Any] | None:
     return list(values)
 
 
-_PLACEHOLDER: Final = re.compile(r"'(?:[^']|'')*'|\?|%s|\$\d+")
-_ASSIGNED: Final = re.compile(r"([\w.\"`]+)\s*(?:=|<>|!=|<=|>=|<|>|\bLIKE)\s*$", re.IGNORECASE)
+_SQL_TOKEN: Final = re.compile(r"""
+    (?P<literal>'(?:[^']|'')*'?)
+  | (?P<quoted>"(?:[^"]|"")*"?|`[^`]*`?)
+  | (?P<place>\?|%s|\$(?P<number>\d+))
+  | (?P<word>[A-Za-z_][\w.$]*)
+  | (?P<compare><>|!=|<=|>=|=|<|>)
+  | (?P<open>\()
+  | (?P<close>\))
+  | (?P<comma>,)
+""", re.VERBOSE)
 _INSERT_COLUMNS: Final = re.compile(
-    r"\bINSERT\s+(?:OR\s+\w+\s+)?INTO\s+[\w.\"`]+\s*\(([^)]*)\)\s*VALUES\s*\(", re.IGNORECASE)
+    r"\bINSERT\s+(?:OR\s+\w+\s+)?INTO\s+[\w.\"`]+\s*\(([^)]*)\)\s*VALUES\s*", re.IGNORECASE)
+_CLAUSE_WORDS: Final = frozenset({"and", "or", "not", "where", "set", "on", "when", "then",
+                                  "else", "end", "having", "limit", "offset", "returning"})
 _SECRET_PLACES: dict[str, tuple[int, ...]] = {}
 
 
 def secret_parameters(statement: str) -> tuple[int, ...]:
     """Positions of the positional parameters a statement binds to secret columns.
 
-    ``INSERT INTO t (owner, api_token) VALUES (?, ?)`` binds the second to
-    ``api_token``; ``UPDATE t SET password = %s WHERE id = %s`` the first. The
-    columns are judged as dict keys are; the answer is cached per statement.
+    ``INSERT INTO t (owner, api_token) VALUES (?, ?), (?, ?)`` binds the second
+    of each row to ``api_token`` (also wrapped: ``lower(?)``); ``UPDATE t SET
+    password = crypt(%s, 'bf') WHERE id = %s`` the first; ``$2`` is the second
+    parameter wherever it stands. Columns are judged as dict keys are. One pass
+    over the statement, its answer cached per statement.
     """
-    if _secret_generation[0] != RUNTIME.generation:
-        _SECRET_PLACES.clear()
-        _SECRET_COLUMNS.clear()
-        _secret_generation[0] = RUNTIME.generation
+    _refresh_caches()
     found = _SECRET_PLACES.get(statement)
     if found is not None:
         return found
     is_secret = RUNTIME.is_secret
-    places: list[int] = []
     insert = _INSERT_COLUMNS.search(statement)
     columns = ([column.strip().strip('"`') for column in insert.group(1).split(",")]
                if insert is not None else [])
-    values_start = insert.end() if insert is not None else -1
-    index = 0
-    for match in _PLACEHOLDER.finditer(statement):
-        if match.group(0).startswith("'"):
-            continue  # a string literal: its question marks are text
-        column: str | None = None
-        if insert is not None and match.start() >= values_start:
-            between = statement[values_start:match.start()]
-            item = between.count(",")
-            if "(" not in between and ")" not in between and item < len(columns):
-                column = columns[item]
-        if column is None:
-            assigned = _ASSIGNED.search(statement, 0, match.start())
-            if assigned is not None:
-                column = assigned.group(1).strip('"`').rsplit(".", 1)[-1]
-        if column is not None and is_secret(column):
-            places.append(index)
-        index += 1
-    found = tuple(places)
+    values_at = insert.end() if insert is not None else len(statement) + 1
+    places: set[int] = set()
+    ordinal = 0
+    depth = 0
+    row_item = 0          # which column of the current VALUES row
+    last_word: str | None = None
+    pending: tuple[str, int] | None = None  # (column, depth) of "column <op>" being read
+    for token in _SQL_TOKEN.finditer(statement):
+        kind = token.lastgroup
+        if kind == "number":
+            kind = "place"
+        if kind == "place":
+            number = token.group("number")
+            index = int(number) - 1 if number is not None else ordinal
+            ordinal += 1
+            column = None
+            if token.start() >= values_at and depth >= 1:
+                column = columns[row_item] if row_item < len(columns) else None
+            elif pending is not None and depth >= pending[1]:
+                column = pending[0]
+            if column is not None and index >= 0 and is_secret(column):
+                places.add(index)
+            last_word = None
+        elif kind == "word":
+            word = token.group(0)
+            if depth == (pending[1] if pending is not None else -1) \
+                    and word.lower() in _CLAUSE_WORDS:
+                pending = None
+            last_word = word.rsplit(".", 1)[-1]
+        elif kind == "quoted":
+            last_word = token.group(0)[1:-1]
+        elif kind == "compare":
+            if last_word is not None:
+                pending = (last_word, depth)
+            last_word = None
+        elif kind == "open":
+            depth += 1
+            if token.start() >= values_at and depth == 1:
+                row_item = 0  # a new row of VALUES
+            last_word = None
+        elif kind == "close":
+            depth -= 1
+            if pending is not None and depth < pending[1]:
+                pending = None
+            last_word = None
+        elif kind == "comma":
+            if token.start() >= values_at and depth == 1:
+                row_item += 1
+            if pending is not None and depth == pending[1]:
+                pending = None
+            last_word = None
+        else:  # a literal
+            last_word = None
+    found = tuple(sorted(places))
     if len(_SECRET_PLACES) < 1024:
         _SECRET_PLACES[statement] = found
     return found
+
+
+def _refresh_caches() -> None:
+    """Forget the column answers of an earlier configuration (both caches at once)."""
+    if _secret_generation[0] != RUNTIME.generation:
+        _SECRET_PLACES.clear()
+        _SECRET_COLUMNS.clear()
+        _secret_generation[0] = RUNTIME.generation
 
 
 def _hide_places(encoded: Any, places: tuple[int, ...]) -> Any:
@@ -323,9 +374,7 @@ _secret_generation = [-1]
 
 def secret_columns(names: list[str]) -> tuple[int, ...]:
     """Indexes of the columns whose values are redacted (names like ``password``)."""
-    if _secret_generation[0] != RUNTIME.generation:
-        _SECRET_COLUMNS.clear()
-        _secret_generation[0] = RUNTIME.generation
+    _refresh_caches()
     key = tuple(names)
     found = _SECRET_COLUMNS.get(key)
     if found is None:

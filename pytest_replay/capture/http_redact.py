@@ -178,10 +178,13 @@ def _collect_keys(value: Any, keys: set[str]) -> None:
 def _embedded_json(text: str) -> dict[str, Any] | list[Any] | None:
     """A JSON object or array held as a string value (SNS/SQS ``Message``, a ``body``
     field), parsed; None for any other string."""
-    if len(text) < 2 or text[0] not in "{[" or text[-1] not in "}]":
+    if len(text) < 2 or (text[0] not in "{[ \t\r\n" or text[-1] not in "}] \t\r\n"):
+        return None
+    stripped = text.strip()
+    if len(stripped) < 2 or stripped[0] not in "{[" or stripped[-1] not in "}]":
         return None
     try:
-        parsed = orjson.loads(text)
+        parsed = orjson.loads(stripped)
     except orjson.JSONDecodeError:
         return None
     return parsed if type(parsed) is dict or type(parsed) is list else None

@@ -38,11 +38,15 @@ REDACTED_VALUE: Final = "[REDACTED]"
 _SENSITIVE_WORDS: Final = ("key", "token", "secret", "password", "passwd", "pwd", "pass", "auth",
                            "signature", "sig", "session", "sid", "credential", "credentials",
                            "jwt")
+_QUOTED_VALUE: Final = (r"""(?P<done>\[REDACTED(?::\w+)?\])"""
+                        r"""|"(?P<dq>[^"\\]*(?:\\.[^"\\]*)*)"|'(?P<sq>[^'\\]*(?:\\.[^'\\]*)*)'""")
+"""A value redacted already, or one in double or single quotes (kept, the inside replaced)."""
 _PAIR: Final = re.compile(
     r"(?:^|(?<=[?&;,\s#(]))(?P<name>[\w.-]+)="
-    r"(?:(?P<done>\[REDACTED(?::\w+)?\])|(?P<bare>[^&\s#;,)?]+))")
-"""``name=value`` after a separator; a value stops before ``?`` so that a query inside a
-value (``target=/cb?api_key=...``) is a pair of its own."""
+    r"(?=(?P<value>" + _QUOTED_VALUE + r"""|(?P<bare>[^&\s#;,)?"']+)))""")
+"""``name=value`` after a separator. The value is looked at, not taken (a lookahead), so
+the next pair may start inside it; a bare value stops before ``?`` so that a query inside
+a value (``target=/cb?api_key=...``) is a pair of its own."""
 
 
 @functools.lru_cache(maxsize=4096)
@@ -91,15 +95,33 @@ class JudgedPairs:
         return None
 
     def sub(self, _repl: object, text: str) -> str:
-        """``text`` with the value of every pair under a secret name replaced."""
+        """``text`` with the value of every pair under a secret name replaced.
+
+        The value is replaced inside its quotes; a bare value under a name in
+        double quotes (JSON held as text: ``"token_count": 5``) becomes the
+        string ``"[REDACTED]"``, so the text stays valid JSON.
+        """
         judge = self.judge
-
-        def replace(match: re.Match[str]) -> str:
+        pieces: list[str] = []
+        kept = 0
+        for match in self.regex.finditer(text):
             if _done(match) or not judge(match.group("name")):
-                return match.group(0)  # redacted already, or an innocent name
-            return _replace(match)
-
-        return self.regex.sub(replace, text)
+                continue
+            for group in ("dq", "sq", "bare"):
+                start, end = match.span(group)
+                if start >= kept:
+                    break
+            else:
+                continue  # inside a value replaced already
+            quoted_name = match.groupdict().get("nq") == '"'
+            pieces.append(text[kept:start])
+            pieces.append(f'"{REDACTED_VALUE}"' if group == "bare" and quoted_name
+                          else REDACTED_VALUE)
+            kept = end
+        if not pieces:
+            return text
+        pieces.append(text[kept:])
+        return "".join(pieces)
 
 
 def _done(match: re.Match[str]) -> bool:
@@ -145,9 +167,9 @@ has literal anchors, one of which must be in the text before its regular express
 runs: ``in`` on a string is a fast C search, a regular expression is not."""
 DEFAULT_VALUE_PATTERNS: Final = tuple(pattern for _anchors, pattern in DEFAULT_VALUE_RULES)
 _NAMED_VALUE: Final = re.compile(
-    r"""(?:^|(?<=[\s{,;(\[]))["']?(?P<name>[A-Za-z_][\w.-]*)["']?[ \t]*(?::|[ \t]=)[ \t]*"""
-    r"""(?:(?P<done>\[REDACTED(?::\w+)?\])|"(?P<dq>[^"\\]*(?:\\.[^"\\]*)*)"|'(?P<sq>[^'\\]*(?:\\.[^'\\]*)*)'"""
-    r"""|(?P<bare>[^"'\s,;&}\])]+))""")
+    r"""(?:^|(?<=[\s{,;(\[]))(?P<nq>["']?)(?P<name>[A-Za-z_][\w.-]*)(?P=nq)"""
+    r"""[ \t]*(?::|[ \t]=)[ \t]*"""
+    r"""(?=(?P<value>""" + _QUOTED_VALUE + r"""|(?P<bare>[^"'\s,;&}\])\[{][^"'\s,;&}\])]*)))""")
 _NAMED_VALUE_ANCHORS: Final = ('":', "':", ": ", ":\t", " =", "\t=")
 """A name, a colon (or ``=`` after a space), and its value: ``"password": "..."`` in JSON
 held as text, ``'api_key': '...'`` in a dict's repr, ``X-Api-Key: ...`` on a header line,

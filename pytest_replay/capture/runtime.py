@@ -300,10 +300,16 @@ class Runtime:
         if verdict == PLAIN:
             return value
         limits = self._small_limits if verdict == HUGE else self._limits
+        encoded = encode(value, limits, self.is_secret, self._bytes_scrub())
         if self.secret_text is None:
-            return encode(value, limits, self.is_secret)
+            return encoded
+        return self._redaction.scrub_encoded(encoded)
+
+    def _bytes_scrub(self) -> Callable[[str], str] | None:
+        """What scrubs bytes as they are encoded: whenever values are scanned at all (the
+        line scan of ``everywhere=True`` cannot see into their base64)."""
         redaction = self._redaction
-        return redaction.scrub_encoded(encode(value, limits, self.is_secret, redaction.scrub))
+        return redaction.scrub if redaction.enabled and redaction.value_patterns else None
 
     def _shape(self, value: Any) -> int:
         limits = self._limits
@@ -322,11 +328,10 @@ class Runtime:
 
     def _encode_mapping(self, values: dict[str, Any]) -> dict[str, Any]:
         """The general path of :meth:`encode_named` (a non-ASCII name), scanned as well."""
+        encoded = encode_mapping(values, self._limits, self.is_secret, self._bytes_scrub())
         if self.secret_text is None:
-            return encode_mapping(values, self._limits, self.is_secret)
-        redaction = self._redaction
-        encoded = encode_mapping(values, self._limits, self.is_secret, redaction.scrub)
-        scrubbed: dict[str, Any] = redaction.scrub_encoded(encoded)  # type: ignore[assignment]
+            return encoded
+        scrubbed: dict[str, Any] = self._redaction.scrub_encoded(encoded)  # type: ignore[assignment]
         return scrubbed
 
     def encode_named(self, values: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,9 @@ one traced call in a sampled request (a :class:`MemorySink`, best of
 
 - a text of 2,048 accented characters / of 4,000,000;
 - a dict of 100 string keys / of 2,000,000;
-- an int of 4,000 digits / of 200,000 (with ``sys.set_int_max_str_digits(0)``).
+- an int of 4,000 digits / of 200,000 (with ``sys.set_int_max_str_digits(0)``);
+- reading which parameters a statement binds to secret columns, for an ``IN``
+  list of 100 placeholders / of 8,000 (once per statement; it was quadratic).
 
 Before the fixes these ratios were in the hundreds or thousands (0.15 to
 0.5 s per call for the huge values).
@@ -23,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest_replay as replay
+from pytest_replay.capture.db_record import _SECRET_PLACES, secret_parameters
 
 
 def swallow(value: Any) -> None:
@@ -60,11 +63,23 @@ def main(argv: list[str]) -> int:
                                         dict.fromkeys(map(str, range(2_000_000)), 0)),
         "int, 4,000 vs 200,000 digits": (10 ** 3_999, 10 ** 199_999),
     }
+    def columns_of(count: int) -> Callable[[], None]:
+        statement = f"SELECT owner FROM t WHERE owner IN ({', '.join(['?'] * count)})"
+
+        def run() -> None:
+            _SECRET_PLACES.clear()  # the answer is cached per statement: measure the reading
+            secret_parameters(statement)
+
+        return run
+
     try:
         print(f"{'value':<38} {'kept size us':>13} {'huge us':>10} {'ratio':>7}")
-        for label, (small, huge) in pairs.items():
-            kept = best_of(rounds, in_request(small))
-            whole = best_of(rounds, in_request(huge))
+        cases = [(label, in_request(small), in_request(huge))
+                 for label, (small, huge) in pairs.items()]
+        cases.append(("IN list, 100 vs 8,000 placeholders", columns_of(100), columns_of(8000)))
+        for label, small_run, huge_run in cases:
+            kept = best_of(rounds, small_run)
+            whole = best_of(rounds, huge_run)
             print(f"{label:<38} {kept * 1e6:>13.1f} {whole * 1e6:>10.1f} {whole / kept:>6.1f}x")
     finally:
         sys.set_int_max_str_digits(old_digits)
