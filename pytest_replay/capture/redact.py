@@ -90,7 +90,7 @@ class JudgedPairs:
         """The first pair whose name is judged secret, or None."""
         judge = self.judge
         for match in self.regex.finditer(text):
-            if not _done(match) and judge(match.group("name")):
+            if judge(match.group("name")) and not _done(match):
                 return match
         return None
 
@@ -105,7 +105,7 @@ class JudgedPairs:
         pieces: list[str] = []
         kept = 0
         for match in self.regex.finditer(text):
-            if _done(match) or not judge(match.group("name")):
+            if not judge(match.group("name")) or _done(match):
                 continue
             for group in ("dq", "sq", "bare"):
                 start, end = match.span(group)
@@ -124,12 +124,22 @@ class JudgedPairs:
         return "".join(pieces)
 
 
+def _common_character(anchors: tuple[str, ...]) -> str:
+    """A punctuation character in every one of ``anchors`` (case-proof), or ""."""
+    if not anchors:
+        return ""
+    shared = set(anchors[0]).intersection(*anchors[1:])
+    for character in sorted(shared):
+        if not character.isalnum() and character.isascii():
+            return character
+    return ""
+
+
 def _done(match: re.Match[str]) -> bool:
     """Whether a ``name: value`` match holds a value redacted already (quoted or not)."""
-    groups = match.groupdict()
-    if groups.get("done") is not None:
+    if match.group("done") is not None:  # every JudgedPairs pattern has these groups
         return True
-    quoted = groups.get("dq") or groups.get("sq")
+    quoted = match.group("dq") or match.group("sq")
     return quoted is not None and _REDACTED_MARK.fullmatch(quoted) is not None
 
 
@@ -192,7 +202,8 @@ _SEPARATOR: Final = re.compile(r"[^a-z0-9]+")
 class Redaction:
     """Which keys and values are secret. ``Redaction.off()`` turns it off, explicitly."""
 
-    __slots__ = ("anchor_gate", "anchored", "clean_texts", "enabled", "everywhere", "names",
+    __slots__ = ("anchor_commons", "anchor_gate", "anchored", "clean_texts", "enabled",
+                 "everywhere", "names",
                  "patterns", "plain_keys", "text_gate", "value_patterns", "value_rules", "verdicts",
                  "words")
 
@@ -238,6 +249,10 @@ class Redaction:
             for anchors, pattern in self.value_rules)
         """The rules as ``(anchors, folded, pattern)``: a case-insensitive rule's anchors are
         looked for in the case-folded text, so ``bEaReR`` is found as ``Bearer`` is."""
+        self.anchor_commons: tuple[str, ...] = tuple(
+            _common_character(anchors) for anchors, _fold, _pattern in self.anchored)
+        """Per rule, a character every one of its anchors holds (``=`` for ``key=``...), or
+        "": looked for first. Only punctuation, which case folding leaves alone."""
         self.anchor_gate: re.Pattern[str] | None = (
             re.compile("|".join(re.escape(anchor.casefold()) for anchors, _ in self.value_rules
                                 for anchor in anchors))
@@ -278,8 +293,11 @@ class Redaction:
             folded = text.casefold()
             if gate.search(folded) is None:
                 return False  # no rule's anchor at all: one search instead of one per anchor
-        for anchors, fold, pattern in self.anchored:
+        for (anchors, fold, pattern), common in zip(self.anchored, self.anchor_commons,
+                                                    strict=True):
             if anchors:
+                if common and common not in text:
+                    continue  # every anchor of the rule holds it: one search, not dozens
                 haystack = text
                 if fold:
                     if folded is None:
