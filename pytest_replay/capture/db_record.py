@@ -214,7 +214,7 @@ def secret_parameters(statement: str) -> tuple[int, ...]:
     parameter wherever it stands. Columns are judged as dict keys are. One pass
     over the statement, its answer cached per statement.
     """
-    _refresh_caches()
+    generation = _refresh_caches()
     found = _SECRET_PLACES.get(statement)
     if found is not None:
         return found
@@ -276,17 +276,20 @@ def secret_parameters(statement: str) -> tuple[int, ...]:
         else:  # a literal
             last_word = None
     found = tuple(sorted(places))
-    if len(_SECRET_PLACES) < 1024:
-        _SECRET_PLACES[statement] = found
+    if len(_SECRET_PLACES) < 1024 and RUNTIME.generation == generation:
+        _SECRET_PLACES[statement] = found  # not an answer of a configuration just replaced
     return found
 
 
-def _refresh_caches() -> None:
-    """Forget the column answers of an earlier configuration (both caches at once)."""
-    if _secret_generation[0] != RUNTIME.generation:
+def _refresh_caches() -> int:
+    """Forget the column answers of an earlier configuration (both caches at once);
+    returns the generation the answers about to be made belong to."""
+    generation = RUNTIME.generation
+    if _secret_generation[0] != generation:
         _SECRET_PLACES.clear()
         _SECRET_COLUMNS.clear()
-        _secret_generation[0] = RUNTIME.generation
+        _secret_generation[0] = generation
+    return generation
 
 
 def _hide_places(encoded: Any, places: tuple[int, ...]) -> Any:
@@ -374,13 +377,13 @@ _secret_generation = [-1]
 
 def secret_columns(names: list[str]) -> tuple[int, ...]:
     """Indexes of the columns whose values are redacted (names like ``password``)."""
-    _refresh_caches()
+    generation = _refresh_caches()
     key = tuple(names)
     found = _SECRET_COLUMNS.get(key)
     if found is None:
         is_secret = RUNTIME.is_secret
         found = tuple(index for index, name in enumerate(names) if is_secret(name))
-        if len(_SECRET_COLUMNS) < 1024:
+        if len(_SECRET_COLUMNS) < 1024 and RUNTIME.generation == generation:
             _SECRET_COLUMNS[key] = found
     return found
 

@@ -186,7 +186,10 @@ def _embedded_json(text: str) -> dict[str, Any] | list[Any] | None:
     try:
         parsed = orjson.loads(stripped)
     except orjson.JSONDecodeError:
-        return None
+        try:  # NaN, huge integers...: the standard parser decides, as for whole bodies
+            parsed = json.loads(stripped)
+        except ValueError:
+            return None
     return parsed if type(parsed) is dict or type(parsed) is list else None
 
 
@@ -332,8 +335,11 @@ def redact_multipart(text: str) -> str:
     delimiter = text[:first_end]
     parts = text.split(delimiter)
     changed = False
-    for index in range(1, len(parts) - 1):  # parts[0] is the preamble, the last the epilogue
+    for index in range(1, len(parts)):  # parts[0] is the preamble
         part = parts[index]
+        if part.startswith("--"):
+            break  # the closing delimiter: what follows is the epilogue (a body cut at
+            # max_body has none, and its last part, cut too, is still looked at)
         split = part.find("\r\n\r\n")
         if split < 0:
             continue

@@ -26,6 +26,7 @@ import pytest
 
 import pytest_replay as replay
 from pytest_replay.capture.db_record import encode_parameters
+from pytest_replay.capture.http_redact import redact_text
 from pytest_replay.capture.redact import Redaction
 from pytest_replay.capture.textscan import NATIVE
 from pytest_replay.replay.db_cursor import many_parameters
@@ -344,3 +345,27 @@ def test_the_c_gate_never_calls_clean_what_python_would_scan() -> None:
             assert gate(text), text
         checked += 1
     assert checked > 30000
+
+
+def test_a_multipart_body_cut_at_the_cap_still_hides_its_last_field(
+        restore_capture: None) -> None:
+    """A body kept only up to max_body has no closing delimiter: its last part, cut too,
+    is a part, not the epilogue."""
+    replay.configure(sink=replay.MemorySink())
+    body = ('--XyZ\r\nContent-Disposition: form-data; name="user"\r\n\r\nann\r\n'
+            '--XyZ\r\nContent-Disposition: form-data; name="password"\r\n\r\nCutSecret12')
+    kept = redact_text(body, "multipart/form-data; boundary=xyz", complete=False)
+    assert "CutSecret12" not in kept and kept.endswith("\r\n\r\n[REDACTED]")
+    closed = body + "\r\n--XyZ--\r\nepilogue text"
+    assert redact_text(closed, "multipart/form-data", complete=True).endswith(
+        "[REDACTED]\r\n--XyZ--\r\nepilogue text")
+
+
+def test_json_with_nan_held_in_a_json_string_is_looked_into(restore_capture: None) -> None:
+    """orjson refuses NaN; the standard parser reads it, as for whole bodies."""
+    replay.configure(sink=replay.MemorySink())
+    inner = '{"ratio": NaN, "password": "NanSecret12"}'
+    body = json.dumps({"Type": "Notification", "Message": inner})
+    kept = redact_text(body, "application/json", complete=True)
+    assert "NanSecret12" not in kept
+    assert json.loads(json.loads(kept)["Message"])["password"] == "[REDACTED]"
