@@ -77,10 +77,11 @@ def command_parts(args: Sequence[Any]) -> tuple[str, list[Any]]:
 def secret_fields(args: Sequence[Any]) -> list[int] | None:
     """Where a field read's reply holds a secret: ``[0]`` for ``HGET key password`` (the
     reply itself, as ``-1``), the positions of secret fields for ``HMGET``; None if none."""
-    if len(args) < 3 or _text(args[0]).upper() not in _FIELD_READ_COMMANDS:
+    command = _text(args[0]).upper() if len(args) >= 3 else ""
+    if command not in _FIELD_READ_COMMANDS:
         return None
     is_secret = RUNTIME.is_secret
-    if _text(args[0]).upper() == "HGET":
+    if command == "HGET":
         return [-1] if is_secret(_text(args[2])) else None
     fields = args[2:]
     if len(fields) == 1 and isinstance(fields[0], (list, tuple)):

@@ -62,6 +62,8 @@ def _sensitive_parameter(name: str) -> bool:
     if stem.endswith(("_", ".", "-")):
         stem = stem[:-1]
     return stem.endswith(_SENSITIVE_WORDS)
+
+
 @final
 class JudgedPairs:
     """A ``name``/value rule: a pattern whose matches count only when ``judge(name)`` says so.
@@ -148,8 +150,7 @@ _REDACTED_MARK: Final = re.compile(r"\[REDACTED(?::\w+)?\]")
 
 def _replace(match: re.Match[str]) -> str:
     """The match with its first group that took part replaced (the whole match if none)."""
-    first = 2 if "name" in match.re.groupindex else 1  # a named value keeps its name
-    for group in range(first, match.re.groups + 1):
+    for group in range(1, match.re.groups + 1):
         start, end = match.span(group)
         if start >= 0:
             whole_start = match.start()
@@ -172,7 +173,8 @@ DEFAULT_VALUE_RULES: Final[tuple[tuple[tuple[str, ...], Any], ...]] = (
         for tail in ("", "id", "_id", "-id", ".id")),),
      JudgedPairs(_PAIR, _sensitive_parameter, re.IGNORECASE)),
 )
-"""Secret-shaped text inside values: group 1 (or the whole match) is replaced. Each rule
+"""Secret-shaped text inside values: the first group that matched (or the whole match) is
+replaced; a :class:`JudgedPairs` rule replaces the value of a pair it judges secret. Each rule
 has literal anchors, one of which must be in the text before its regular expression
 runs: ``in`` on a string is a fast C search, a regular expression is not."""
 DEFAULT_VALUE_PATTERNS: Final = tuple(pattern for _anchors, pattern in DEFAULT_VALUE_RULES)

@@ -108,6 +108,12 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_SAMPLER.seed)
 
 
+def _bytes_scrubber(redaction: Redaction) -> Callable[[str], str] | None:
+    """What scrubs bytes as they are encoded: whenever values are scanned at all (the
+    line scan of ``everywhere=True`` cannot see into their base64)."""
+    return redaction.scrub if redaction.enabled and redaction.value_patterns else None
+
+
 def _write_nowhere(line: bytes) -> None:
     """The write target while no sink is configured."""
 
@@ -123,7 +129,7 @@ class Runtime:
 
     __slots__ = ("_limits", "_redaction", "_sample_rate", "_service", "_sink", "_small_limits",
                  "active", "epoch", "generation", "is_secret", "last_sink", "max_str",
-                 "secret_text", "service_field", "stats", "write")
+                 "scrub_bytes", "secret_text", "service_field", "stats", "write")
 
     def __init__(self) -> None:
         self.active = False
@@ -137,6 +143,7 @@ class Runtime:
         self._redaction: Redaction = DEFAULT_REDACTION
         self.is_secret: Callable[[str], bool] = DEFAULT_REDACTION.is_secret_key
         self.secret_text: Callable[[str], bool] | None = _text_scanner(DEFAULT_REDACTION)
+        self.scrub_bytes: Callable[[str], str] | None = _bytes_scrubber(DEFAULT_REDACTION)
         """Whether a string value holds secret-shaped text (None: values are not scanned)."""
         self._limits: Limits = DEFAULT_LIMITS
         self._small_limits: Limits = DEFAULT_LIMITS
@@ -194,6 +201,7 @@ class Runtime:
         self._redaction = redaction
         self.is_secret = redaction.is_secret_key
         self.secret_text = _text_scanner(redaction)
+        self.scrub_bytes = _bytes_scrubber(redaction)
         self._choose_write()
         self.generation += 1
         self.epoch += 1
@@ -300,16 +308,10 @@ class Runtime:
         if verdict == PLAIN:
             return value
         limits = self._small_limits if verdict == HUGE else self._limits
-        encoded = encode(value, limits, self.is_secret, self._bytes_scrub())
+        encoded = encode(value, limits, self.is_secret, self.scrub_bytes)
         if self.secret_text is None:
             return encoded
         return self._redaction.scrub_encoded(encoded)
-
-    def _bytes_scrub(self) -> Callable[[str], str] | None:
-        """What scrubs bytes as they are encoded: whenever values are scanned at all (the
-        line scan of ``everywhere=True`` cannot see into their base64)."""
-        redaction = self._redaction
-        return redaction.scrub if redaction.enabled and redaction.value_patterns else None
 
     def _shape(self, value: Any) -> int:
         limits = self._limits
@@ -328,7 +330,7 @@ class Runtime:
 
     def _encode_mapping(self, values: dict[str, Any]) -> dict[str, Any]:
         """The general path of :meth:`encode_named` (a non-ASCII name), scanned as well."""
-        encoded = encode_mapping(values, self._limits, self.is_secret, self._bytes_scrub())
+        encoded = encode_mapping(values, self._limits, self.is_secret, self.scrub_bytes)
         if self.secret_text is None:
             return encoded
         scrubbed: dict[str, Any] = self._redaction.scrub_encoded(encoded)  # type: ignore[assignment]

@@ -335,11 +335,8 @@ class _Encoder:
 
     def _object(self, value: Any, kind: type, depth: int) -> JSON:
         tagged: dict[str, JSON] = {TAG: "object", "class": class_path(kind)}
-        try:
-            attrs = instance_dict(value, kind)
-        except Exception:  # no __dict__ (slots, C types): the repr says what it can
-            attrs = None
-        if type(attrs) is dict:
+        attrs = instance_dict(value, kind)  # None without one (slots): the repr says more
+        if attrs is not None:
             encoded: dict[str, JSON] = {}
             hidden = False
             for index, (name, item) in enumerate(attrs.items()):
@@ -385,12 +382,12 @@ def _finite(value: float) -> bool:
 
 
 def _big_int(value: int) -> JSON:
-    if value.bit_length() > _MAX_INT_BITS:  # str() of a huge int is quadratic: not on a request
-        return {TAG: "int", "digits": int(value.bit_length() * 0.30103) + 1, "truncated": True}
-    try:
-        return {TAG: "int", "value": str(value)}
-    except ValueError:  # more digits than int->str conversion allows
-        return {TAG: "int", "digits": int(value.bit_length() * 0.30103) + 1, "truncated": True}
+    if value.bit_length() <= _MAX_INT_BITS:  # str() of a huge int is quadratic: not on a request
+        try:
+            return {TAG: "int", "value": str(value)}
+        except ValueError:  # more digits than int->str conversion allows
+            pass
+    return {TAG: "int", "digits": int(value.bit_length() * 0.30103) + 1, "truncated": True}
 
 
 _UNSET: Final[Any] = object()
@@ -453,13 +450,15 @@ def _key_name(key: Any) -> str | None:
     return None
 
 
-def _bytes_tag(value: bytes | bytearray, scrub_text: TextScrubber) -> JSON:
-    """Bytes as ``$type: bytes``, secret-shaped text in them (a form body, a token) scrubbed."""
+def _bytes_tag(value: bytes | bytearray, scrub_text: TextScrubber | None = None) -> JSON:
+    """Bytes as ``$type: bytes``; with ``scrub_text``, secret-shaped text in them (a form
+    body, a token) scrubbed first."""
     raw = bytes(value[:_MAX_BYTES])
-    text = raw.decode("latin-1")
-    scrubbed = scrub_text(text)
-    if scrubbed is not text and scrubbed != text:
-        raw = scrubbed.encode("latin-1", "replace")
+    if scrub_text is not None:
+        text = raw.decode("latin-1")
+        scrubbed = scrub_text(text)
+        if scrubbed is not text and scrubbed != text:
+            raw = scrubbed.encode("latin-1", "replace")
     tagged: dict[str, JSON] = {TAG: "bytes", "b64": base64.b64encode(raw).decode("ascii")}
     if len(value) > _MAX_BYTES:
         tagged["len"] = len(value)
@@ -495,12 +494,7 @@ def _encode_simple(value: Any, kind: type) -> JSON | None:
     if issubclass(kind, uuid.UUID):
         return {TAG: "uuid", "value": uuid.UUID.__str__(value)}
     if kind is bytes or kind is bytearray:
-        raw = bytes(value[:_MAX_BYTES])
-        tagged: dict[str, JSON] = {TAG: "bytes", "b64": base64.b64encode(raw).decode("ascii")}
-        if len(value) > _MAX_BYTES:
-            tagged["len"] = len(value)
-            tagged["truncated"] = True
-        return tagged
+        return _bytes_tag(value)
     if kind is complex:
         return {TAG: "complex", "real": _component(value.real), "imag": _component(value.imag)}
     return None
